@@ -1,0 +1,32 @@
+//! Version queries, so that bindings can check at load time that header and library agree.
+
+/// The ABI version: bumped only when functions are *added* (the ABI is never changed in place).
+/// Bindings compare it with `WF_ABI_VERSION` from the header they were built against.
+pub const WF_ABI_VERSION: u32 = 1;
+
+/// The library's version as a NUL-terminated UTF-8 string with static lifetime (`"MAJOR.MINOR.PATCH"`).
+/// The caller must not free it. Thread-safe.
+#[no_mangle]
+pub extern "C" fn wf_version() -> *const std::ffi::c_char {
+    // concat! with "\0" keeps the string static: nothing is allocated, so nothing can fail or panic.
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The ABI version of the loaded library (see `WF_ABI_VERSION`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn wf_abi_version() -> u32 {
+    WF_ABI_VERSION
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_string_matches_cargo_toml() {
+        // SAFETY: wf_version returns a pointer to a static NUL-terminated string.
+        let s = unsafe { std::ffi::CStr::from_ptr(wf_version()) };
+        assert_eq!(s.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+        assert_eq!(wf_abi_version(), WF_ABI_VERSION);
+    }
+}
