@@ -19,10 +19,8 @@
 pub mod classifier;
 pub mod data;
 pub mod space;
-#[cfg(feature = "train")]
-pub mod train;
 
-mod capi;
+pub mod capi;
 pub mod rng;
 
 /// The crate version, as in `Cargo.toml`.

@@ -4,6 +4,6 @@
 //! fallible functions return a `wf_status`; out-parameters come last and are written only on success;
 //! every buffer is followed by its length; `wf_<type>_free(NULL)` does nothing; no panic crosses the boundary.
 
-mod version;
+pub mod version;
 
 pub use version::*;
