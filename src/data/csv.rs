@@ -240,7 +240,9 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
     let max = classes.as_ref().map_or(MAX_CLASSES, Vec::len);
 
     let d = n_fields - 1;
-    let mut values = Vec::with_capacity(rows.len().saturating_mul(d));
+    // A forced sklearn header may declare any number of features: every cell takes at least one byte, so the
+    // file's length bounds what is worth reserving.
+    let mut values = Vec::with_capacity(rows.len().saturating_mul(d).min(data.len()));
     let mut y = Vec::with_capacity(rows.len());
     for &(line, text) in rows {
         let cells = fields(text);
@@ -348,6 +350,19 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "t.csv:3: column 3: expected a class label, an integer in 0..2, found \"2\""
+        );
+    }
+
+    #[test]
+    fn forced_sklearn_header_with_huge_feature_count_fails_without_allocating() {
+        let opts = CsvOptions {
+            header: CsvHeader::Sklearn,
+            ..Default::default()
+        };
+        let err = parse_csv(b"1,1000000000000000,a\n1,0\n", "t.csv", &opts).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.csv:2: expected 1000000000000001 fields, found 2"
         );
     }
 

@@ -107,6 +107,9 @@ impl Dataset {
     }
 
     /// How many rows each class has: entry `c` counts the rows labelled `c` (length `n_classes`).
+    ///
+    /// # Panics
+    /// If a label is `>= n_classes` (which [`Dataset::new`] rules out).
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.n_classes];
         for &label in &self.y {

@@ -69,8 +69,8 @@ pub enum Error {
         /// The file's length in bytes.
         found: usize,
     },
-    /// The dimensions in an IDX header multiply to more than 2^64 bytes.
-    #[error("{file}{}: byte offset 4: IDX dimensions {dims:?} overflow a 64-bit size", gz(*decompressed))]
+    /// The non-zero dimensions in an IDX header multiply to more than `isize::MAX`.
+    #[error("{file}{}: byte offset 4: IDX dimensions {dims:?} are too large to address", gz(*decompressed))]
     IdxOverflow {
         /// The file.
         file: String,

@@ -81,14 +81,21 @@ fn parse_raw<'a>(bytes: &'a [u8], file: &str, decompressed: bool, magic: u32) ->
         });
     }
     let dims32: Vec<u32> = (0..ndims).map(|k| read_u32(bytes, 4 + 4 * k)).collect();
-    let expected = dims32
+    // The product of the non-zero dimensions bounds every dimension and every partial product (the features
+    // per image even when there are no images), so once it is addressable nothing below can overflow.
+    let nonzero = dims32
         .iter()
+        .filter(|&&d| d != 0)
         .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
-        .ok_or_else(|| Error::IdxOverflow {
+        .filter(|&p| p <= isize::MAX as u64);
+    let Some(nonzero) = nonzero else {
+        return Err(Error::IdxOverflow {
             file: file(),
             decompressed,
-            dims: dims32.clone(),
-        })?;
+            dims: dims32,
+        });
+    };
+    let expected = if dims32.contains(&0) { 0 } else { nonzero };
     let data = &bytes[header..];
     // `expected` fits in usize whenever it is at most `data.len()`.
     let len = match usize::try_from(expected) {
@@ -112,7 +119,7 @@ fn parse_raw<'a>(bytes: &'a [u8], file: &str, decompressed: bool, magic: u32) ->
             extra: data.len() - len,
         });
     }
-    // Each dimension divides `len`, so it fits in usize.
+    // Each dimension is at most `nonzero <= isize::MAX`.
     let dims = dims32.iter().map(|&d| d as usize).collect();
     Ok(Raw { dims, data })
 }
