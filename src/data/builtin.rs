@@ -1,17 +1,4 @@
 //! The data sets weightflow knows by name, and how each is split.
-//!
-//! | name | file(s) under `data/` | splits |
-//! |---|---|---|
-//! | `uci-heart` | `uci_heart/uci_heart_{train,val,iid_test,ood_test}.csv` | Detectron's fixed splits 358/120/119, shifted = `ood_test` (323) |
-//! | `digits` | `sklearn/digits.csv.gz` (1797 × 64) | seeded 60/20/20 |
-//! | `mnist` | `mnist/t10k-{images-idx3,labels-idx1}-ubyte.gz` (10,000 × 784) | seeded 7,000/1,000/2,000 |
-//! | `csv:PATH` | any CSV ([`parse_csv`](super::parse_csv), header detected) | seeded 60/20/20 |
-//!
-//! With the `embedded-data` feature (on by default) the files are compiled into the library and errors call
-//! them `embedded:<name>`; without it they are read at run time from `$WEIGHTFLOW_DATA_DIR`, or else from the
-//! crate's `data/` directory as it was at build time. Seeded splits draw from
-//! `crate::rng::stream(seed, SPLIT_STREAM)`. Nothing is standardised here: the trainer fits a
-//! [`Standardizer`](super::Standardizer) on `train` and stores it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -41,6 +28,19 @@ pub const DATASET_NAMES: &[&str] = &[
 
 /// A data set by name; parses from and prints as `uci-heart`, `digits`, `mnist`, `csv:PATH` or
 /// `csv:PATH#label=COLUMN`, and is serialised as that string.
+///
+/// | name | file(s) under `data/` | splits |
+/// |---|---|---|
+/// | `uci-heart` | `uci_heart/uci_heart_{train,val,iid_test,ood_test}.csv` | Detectron's fixed splits 358/120/119, shifted = `ood_test` (323) |
+/// | `digits` | `sklearn/digits.csv.gz` (1797 × 64) | seeded 60/20/20 |
+/// | `mnist` | `mnist/t10k-{images-idx3,labels-idx1}-ubyte.gz` (10,000 × 784) | seeded 7,000/1,000/2,000 |
+/// | `csv:PATH` | any CSV ([`parse_csv`](crate::data::parse_csv), header detected) | seeded 60/20/20 |
+///
+/// With the `embedded-data` feature (on by default) the files are compiled into the library and errors call
+/// them `embedded:<name>`; without it they are read at run time from `$WEIGHTFLOW_DATA_DIR`, or else from the
+/// crate's `data/` directory as it was at build time. Seeded splits draw from
+/// `crate::rng::stream(seed, SPLIT_STREAM)`. Nothing is standardised here: the trainer fits a
+/// [`Standardizer`](crate::data::Standardizer) on `train` and stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum DatasetSpec {
@@ -137,7 +137,7 @@ fn builtin_csv(rel: &str, options: &CsvOptions) -> Result<super::Dataset> {
 }
 
 impl DatasetSpec {
-    /// Loads the data set and splits it (see the [module docs](self)); `seed` fixes the random splits and is
+    /// Loads the data set and splits it (see [`DatasetSpec`]); `seed` fixes the random splits and is
     /// unused by `uci-heart`. Features are not standardised.
     pub fn load(&self, seed: u64) -> Result<Splits> {
         let mut rng = stream(seed, SPLIT_STREAM);

@@ -1,17 +1,4 @@
 //! A small CSV reader for numeric tables with one integer class-label column, raw or gzip.
-//!
-//! Fields are separated by `,` and trimmed; a field wrapped in `"…"` loses its quotes (quoted commas are not
-//! supported: these are numeric tables). Blank lines are skipped, `\r\n` endings and a UTF-8 byte-order mark
-//! are accepted. Three first-line formats ([`CsvHeader`]):
-//!
-//! * a named header `age,sex,…,label` (UCI heart files);
-//! * none: the first line is data (sklearn's `digits.csv.gz`);
-//! * a *sklearn header* `n_samples,n_features,class names…` (sklearn's `iris.csv`: `150,4,setosa,versicolor,virginica`),
-//!   checked against the rows that follow; it fixes the number of classes.
-//!
-//! Feature cells must be finite numbers that fit `f32`; labels must be non-negative integers (`1` or `1.0`),
-//! below [`MAX_CLASSES`] or the sklearn header's class count. Without a sklearn header the number of classes is
-//! the largest label + 1. Errors name the file, the 1-based line and column, and quote the cell.
 
 use std::path::Path;
 
@@ -173,6 +160,19 @@ fn sklearn_header(first: &[&str], file: &str, line: usize) -> Result<(usize, usi
 }
 
 /// A data set from the bytes of a CSV file (raw or gzip); `file` names it in errors and becomes the source.
+///
+/// Fields are separated by `,` and trimmed; a field wrapped in `"…"` loses its quotes (quoted commas are not
+/// supported: these are numeric tables). Blank lines are skipped, `\r\n` endings and a UTF-8 byte-order mark
+/// are accepted. Three first-line formats ([`CsvHeader`]):
+///
+/// * a named header `age,sex,…,label` (UCI heart files);
+/// * none: the first line is data (sklearn's `digits.csv.gz`);
+/// * a *sklearn header* `n_samples,n_features,class names…` (sklearn's `iris.csv`: `150,4,setosa,versicolor,virginica`),
+///   checked against the rows that follow; it fixes the number of classes.
+///
+/// Feature cells must be finite numbers that fit `f32`; labels must be non-negative integers (`1` or `1.0`),
+/// below [`MAX_CLASSES`] or the sklearn header's class count. Without a sklearn header the number of classes is
+/// the largest label + 1. Errors name the file, the 1-based line and column, and quote the cell.
 pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Dataset> {
     let data = maybe_gunzip(bytes, file)?;
     let lines = lines(&data, file)?;

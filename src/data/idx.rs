@@ -1,16 +1,4 @@
 //! The IDX format of MNIST (LeCun et al.), raw or gzip-compressed (detected by the magic `1f 8b`).
-//!
-//! An IDX file is a big-endian header — magic `0x0000TTDD` (type `TT`, `DD` dimensions), then one u32 per
-//! dimension — followed by the data, row-major. Only unsigned bytes (`TT = 0x08`) are read here:
-//! images have magic 2051 (`0x00000803`, dimensions `[n, rows, cols]`), labels 2049 (`0x00000801`, `[n]`).
-//!
-//! The reader checks every size before it allocates: the declared data length is computed with checked
-//! arithmetic and compared with the bytes actually present, so a header claiming 2^31 images of a short file
-//! fails at once; bytes after the declared data are an error too. Offsets in errors count bytes of the
-//! decompressed stream when the file is gzip (the message then says `(decompressed)`).
-//!
-//! Pixels become `f32` in `0..=255`, unscaled (standardisation comes later, see
-//! [`Standardizer`](super::Standardizer)).
 
 use std::path::Path;
 
@@ -125,6 +113,18 @@ fn parse_raw<'a>(bytes: &'a [u8], file: &str, decompressed: bool, magic: u32) ->
 }
 
 /// Images from the bytes of an IDX images file (magic 2051), raw or gzip; `file` names them in errors.
+///
+/// An IDX file is a big-endian header — magic `0x0000TTDD` (type `TT`, `DD` dimensions), then one u32 per
+/// dimension — followed by the data, row-major. Only unsigned bytes (`TT = 0x08`) are read here:
+/// images have magic 2051 (`0x00000803`, dimensions `[n, rows, cols]`), labels 2049 (`0x00000801`, `[n]`).
+///
+/// The reader checks every size before it allocates: the declared data length is computed with checked
+/// arithmetic and compared with the bytes actually present, so a header claiming 2^31 images of a short file
+/// fails at once; bytes after the declared data are an error too. Offsets in errors count bytes of the
+/// decompressed stream when the file is gzip (the message then says `(decompressed)`).
+///
+/// Pixels become `f32` in `0..=255`, unscaled (standardisation comes later, see
+/// [`Standardizer`](crate::data::Standardizer)).
 pub fn parse_idx_images(bytes: &[u8], file: &str) -> Result<IdxImages> {
     let bytes_owned = maybe_gunzip(bytes, file)?;
     let raw = parse_raw(&bytes_owned, file, is_gzip(bytes), IDX_IMAGES_MAGIC)?;

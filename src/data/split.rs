@@ -1,9 +1,4 @@
 //! Seeded random splits (no stratification): one permutation of the rows, cut into consecutive parts.
-//!
-//! For fractions f_1…f_k (non-negative, summing to 1) part i gets the rows between cuts
-//! `round(n · (f_1 + … + f_{i-1}))` and `round(n · (f_1 + … + f_i))` of the permutation, so the sizes add up to
-//! n and differ from `n · f_i` by less than 1 (60/20/20 of 1797 rows: 1078/360/359). Each part's indices are
-//! returned in ascending order, so a part is a subsequence of the file. The same seed gives the same split.
 
 use rand::seq::SliceRandom;
 
@@ -73,7 +68,12 @@ pub fn split_sizes(n: usize, sizes: &[usize], rng: &mut Rng) -> Result<Vec<Vec<u
 }
 
 /// A random permutation of `0..n` cut by `fractions` (non-negative, finite, summing to 1 within 10⁻⁹) into
-/// parts that together cover every row once; see the [module docs](self) for the rounding.
+/// parts that together cover every row once.
+///
+/// For fractions f_1…f_k part i gets the rows between cuts
+/// `round(n · (f_1 + … + f_{i-1}))` and `round(n · (f_1 + … + f_i))` of the permutation, so the sizes add up to
+/// n and differ from `n · f_i` by less than 1 (60/20/20 of 1797 rows: 1078/360/359). Each part's indices are
+/// returned in ascending order, so a part is a subsequence of the file. The same seed gives the same split.
 pub fn split_indices(n: usize, fractions: &[f64], rng: &mut Rng) -> Result<Vec<Vec<usize>>> {
     let sum: f64 = fractions.iter().sum();
     if fractions.is_empty()

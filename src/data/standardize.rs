@@ -1,9 +1,5 @@
 //! Per-feature standardisation `x'_ij = (x_ij − μ_j) / σ_j`, fitted on the training split and stored in
 //! manifests so that deployment scales inputs exactly as training did.
-//!
-//! μ_j is the column mean and σ_j the population standard deviation (`ddof = 0`, as sklearn's
-//! `StandardScaler`), both accumulated in f64 (two passes) and stored as f32. A column with σ_j < 10⁻⁸ (the
-//! constant border pixels of MNIST) gets σ_j = 1, so it maps to 0 rather than to NaN or huge values.
 
 use ndarray::{Array2, Axis};
 use serde::{Deserialize, Serialize};
@@ -11,7 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::dataset::Dataset;
 use super::error::{Error, Result};
 
-/// Per-feature mean and standard deviation; see the [module docs](self).
+/// Per-feature mean and standard deviation, `x'_ij = (x_ij − μ_j) / σ_j`.
+///
+/// μ_j is the column mean and σ_j the population standard deviation (`ddof = 0`, as sklearn's
+/// `StandardScaler`), both accumulated in f64 (two passes) and stored as f32. A column with σ_j < 10⁻⁸ (the
+/// constant border pixels of MNIST) gets σ_j = 1, so it maps to 0 rather than to NaN or huge values.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
     /// μ_j, one per feature.
