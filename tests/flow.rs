@@ -310,7 +310,9 @@ fn generation_speed() -> TestResult {
     let traj = {
         let mut r = rng::rng(1);
         let x = KaimingUniform.sample(&layout, 8, &mut r);
-        Array3::from_shape_fn((4, 2, layout.dim()), |(run, k, j)| x[[run * 2 + k, j]])
+        Array3::from_shape_fn((4, 3, layout.dim()), |(run, k, j)| {
+            x[[run * 2 + k.min(1), j]]
+        })
     };
     let cfg = MetaTrainConfig {
         steps: 1,
@@ -318,6 +320,20 @@ fn generation_speed() -> TestResult {
         ..MetaTrainConfig::default()
     };
     let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    // Training steps at full size: B = 256, minibatch OT, 3×512 (for the record, not a check).
+    for objective in [Objective::Cfm, Objective::Mmfm, Objective::Jko] {
+        let cfg = MetaTrainConfig {
+            objective,
+            steps: 10,
+            ..MetaTrainConfig::default()
+        };
+        let t = std::time::Instant::now();
+        train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+        eprintln!(
+            "{objective:?}: {:.0} ms per training step",
+            t.elapsed().as_secs_f64() * 100.0
+        );
+    }
     model.generate(1000, Sampler::Euler, 50, 0)?; // warm-up
     let mut best = f64::INFINITY;
     for seed in 0..3 {
