@@ -1,0 +1,207 @@
+//! The meta-model's training configuration.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Coupling, Error, NetConfig, Result};
+use crate::space::SourceKind;
+
+/// The training objective (METHOD.md §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Objective {
+    /// Conditional flow matching between the source and the final checkpoints.
+    #[default]
+    Cfm,
+    /// Multi-marginal flow matching through `intermediates` checkpoint marginals (natural cubic splines).
+    Mmfm,
+    /// JKO steps of a learned potential between consecutive chosen marginals.
+    Jko,
+}
+
+/// Learning-rate schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrSchedule {
+    /// The same rate throughout.
+    Constant,
+    /// Cosine decay from `lr` to 0 over the steps.
+    #[default]
+    Cosine,
+}
+
+/// Settings of [`super::train_meta`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetaTrainConfig {
+    /// What is learned.
+    pub objective: Objective,
+    /// Pairing of source samples (and of consecutive marginals for MMFM); JKO pairs within runs always.
+    pub coupling: Coupling,
+    /// Source distribution p_0 of fresh samples.
+    pub source: SourceKind,
+    /// MMFM/JKO: number of intermediate checkpoint marginals, ≤ K − 1, chosen evenly among 1 … K − 1.
+    pub intermediates: usize,
+    /// Align every run's trajectory to run 0 by weight matching first.
+    pub align: bool,
+    /// The network.
+    pub net: NetConfig,
+    /// Minibatch size B.
+    pub batch_size: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Peak AdamW learning rate.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Decay of the exponential moving average of the weights used for sampling (None: sample with the
+    /// trained weights).
+    pub ema_decay: Option<f64>,
+    /// Noise: σ_min of CFM, σ of MMFM (in the scaled coordinates z = θ/s); unused by JKO.
+    pub sigma: f32,
+    /// Seed of every random draw (init, alignment, minibatches).
+    pub seed: u64,
+}
+
+impl Default for MetaTrainConfig {
+    fn default() -> Self {
+        Self {
+            objective: Objective::Cfm,
+            coupling: Coupling::Ot,
+            source: SourceKind::Kaiming,
+            intermediates: 1,
+            align: true,
+            net: NetConfig::default(),
+            batch_size: 256,
+            steps: 20_000,
+            lr: 1e-3,
+            weight_decay: 0.0,
+            schedule: LrSchedule::Cosine,
+            ema_decay: Some(0.999),
+            sigma: 1e-2,
+            seed: 0,
+        }
+    }
+}
+
+impl MetaTrainConfig {
+    /// Checks the settings against trajectories with `k` checkpoint intervals (K).
+    pub fn validate(&self, k: usize) -> Result<()> {
+        self.net.validate()?;
+        if self.net.cond_dim != 0 {
+            return Err(Error::Config {
+                field: "cond_dim",
+                reason: "conditioned training is not implemented yet".into(),
+            });
+        }
+        if self.steps == 0 {
+            return Err(Error::Config {
+                field: "steps",
+                reason: "must be ≥ 1".into(),
+            });
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Config {
+                field: "batch_size",
+                reason: "must be ≥ 1".into(),
+            });
+        }
+        if k == 0 {
+            return Err(Error::Config {
+                field: "trajectories",
+                reason: "need K ≥ 1 (an init and a final checkpoint)".into(),
+            });
+        }
+        if self.objective != Objective::Cfm && self.intermediates + 1 > k {
+            return Err(Error::Config {
+                field: "intermediates",
+                reason: format!(
+                    "{} intermediate marginals need K ≥ {}, the trajectories have K = {k}",
+                    self.intermediates,
+                    self.intermediates + 1
+                ),
+            });
+        }
+        if self.lr.is_nan() || self.lr <= 0.0 || !self.lr.is_finite() {
+            return Err(Error::Config {
+                field: "lr",
+                reason: format!("must be positive, got {}", self.lr),
+            });
+        }
+        if let Some(d) = self.ema_decay {
+            if !(0.0..1.0).contains(&d) {
+                return Err(Error::Config {
+                    field: "ema_decay",
+                    reason: format!("must lie in [0, 1), got {d}"),
+                });
+            }
+        }
+        if self.sigma.is_nan() || self.sigma < 0.0 {
+            return Err(Error::Config {
+                field: "sigma",
+                reason: format!("must be ≥ 0, got {}", self.sigma),
+            });
+        }
+        Ok(())
+    }
+
+    /// The checkpoint indices of the marginals used: 0, the chosen intermediates, K (CFM: 0 and K).
+    pub fn knots(&self, k: usize) -> Vec<usize> {
+        let inter = if self.objective == Objective::Cfm {
+            0
+        } else {
+            self.intermediates.min(k.saturating_sub(1))
+        };
+        knots(k, inter)
+    }
+}
+
+/// 0, `inter` checkpoints evenly among 1 … K − 1 (round(i·K/(inter+1)), distinct since the spacing is ≥ 1),
+/// and K.
+pub fn knots(k: usize, inter: usize) -> Vec<usize> {
+    let mut v = vec![0];
+    v.extend((1..=inter).map(|i| (i as f64 * k as f64 / (inter + 1) as f64).round() as usize));
+    v.push(k);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knots_are_even_distinct_and_inside() {
+        assert_eq!(knots(6, 0), [0, 6]);
+        assert_eq!(knots(6, 1), [0, 3, 6]);
+        assert_eq!(knots(6, 2), [0, 2, 4, 6]);
+        assert_eq!(knots(6, 5), [0, 1, 2, 3, 4, 5, 6]);
+        for k in 1..12 {
+            for i in 0..k {
+                let v = knots(k, i);
+                assert!(v.windows(2).all(|w| w[1] > w[0]), "{k} {i} {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn serde_names_are_kebab_case_and_bad_settings_are_refused() {
+        let s = serde_json::to_string(&(Objective::Mmfm, Coupling::Trajectory, LrSchedule::Cosine))
+            .unwrap();
+        assert_eq!(s, r#"["mmfm","trajectory","cosine"]"#);
+        let c = MetaTrainConfig {
+            objective: Objective::Jko,
+            intermediates: 3,
+            ..Default::default()
+        };
+        assert!(c
+            .validate(3)
+            .unwrap_err()
+            .to_string()
+            .contains("intermediates"));
+        assert!(c.validate(4).is_ok());
+        let back: MetaTrainConfig =
+            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+}

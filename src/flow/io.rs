@@ -1,0 +1,291 @@
+//! Saving and loading a [`MetaModel`]: `DIR/meta.safetensors` + `DIR/meta.json`.
+//!
+//! * `meta.safetensors`: the network's sampling weights (the EMA copy when training kept one), f32, under
+//!   their `VarBuilder` names, written in sorted name order.
+//! * `meta.json`: a [`MetaManifest`] — format `weightflow.meta`, version 1, what was trained and on what
+//!   (sha256 of the trajectories' f32 bytes), and the sha256 of `meta.safetensors`, checked on load.
+//!
+//! Both files are written atomically (temporary file, then rename), weights first, so a manifest never
+//! points at weights that are not there. Loading refuses a wrong format, version or checksum, and a weights
+//! file whose tensors are not exactly those of the manifest's network.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use ndarray::ArrayView3;
+use safetensors::{Dtype, SafeTensors};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::error::CandleContext;
+use super::model::ModelInfo;
+use super::{Coupling, Error, MetaModel, MetaTrainConfig, NetConfig, Objective, Result, Scaling};
+use crate::space::{Layout, SourceKind};
+
+/// The manifest's `format` field.
+pub const META_FORMAT: &str = "weightflow.meta";
+/// The manifest version this build writes and reads.
+pub const META_VERSION: u32 = 1;
+/// The weights file in a model directory.
+pub const META_WEIGHTS: &str = "meta.safetensors";
+/// The manifest file in a model directory.
+pub const META_MANIFEST: &str = "meta.json";
+
+/// The contents of `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaManifest {
+    /// Always [`META_FORMAT`].
+    pub format: String,
+    /// [`META_VERSION`].
+    pub version: u32,
+    /// The objective trained.
+    pub objective: Objective,
+    /// The coupling used.
+    pub coupling: Coupling,
+    /// The source distribution generation starts from.
+    pub source: SourceKind,
+    /// The base classifiers' layer widths.
+    pub layout: Layout,
+    /// The base classifiers' hidden activation, as given by the caller of [`MetaModel::save`].
+    pub activation: String,
+    /// The network.
+    pub net: NetConfig,
+    /// K, the checkpoint intervals of the training trajectories.
+    pub checkpoints: usize,
+    /// The scaling z = θ / s.
+    pub scaling: Scaling,
+    /// The full training configuration.
+    pub training: MetaTrainConfig,
+    /// sha256 (hex) of the training trajectories' f32 bytes (little-endian, row-major).
+    pub data_digest: String,
+    /// Wall-clock seconds of training.
+    pub train_seconds: f64,
+    /// Mean loss over the last training steps.
+    pub final_loss: f32,
+    /// sha256 (hex) of `meta.safetensors`.
+    pub weights_sha256: String,
+}
+
+/// sha256 (hex) of the f32 bytes (little-endian, in row-major order) of `trajectories`.
+pub fn data_digest(trajectories: ArrayView3<f32>) -> String {
+    let mut h = Sha256::new();
+    let mut buf = Vec::with_capacity(4 * 4096);
+    for v in trajectories.iter() {
+        buf.extend_from_slice(&v.to_le_bytes());
+        if buf.len() >= 4 * 4096 {
+            h.update(&buf);
+            buf.clear();
+        }
+    }
+    h.update(&buf);
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("rename", path))
+}
+
+impl MetaModel {
+    /// The manifest this model saves with `activation`, for the weights file digest `weights_sha256`.
+    fn manifest(&self, activation: &str, weights_sha256: String) -> MetaManifest {
+        let cfg = self.config();
+        MetaManifest {
+            format: META_FORMAT.into(),
+            version: META_VERSION,
+            objective: cfg.objective,
+            coupling: cfg.coupling,
+            source: cfg.source,
+            layout: self.layout().clone(),
+            activation: activation.into(),
+            net: cfg.net.clone(),
+            checkpoints: self.checkpoints(),
+            scaling: self.scaling().clone(),
+            training: cfg.clone(),
+            data_digest: self.data_digest().into(),
+            train_seconds: self.train_seconds(),
+            final_loss: self.final_loss(),
+            weights_sha256,
+        }
+    }
+
+    /// The bytes of `meta.safetensors` (deterministic: sorted names, f32 little-endian).
+    fn weight_bytes(&self) -> Result<Vec<u8>> {
+        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (name, t) in self.weights() {
+            let vals = t
+                .flatten_all()
+                .and_then(|f| f.to_vec1::<f32>())
+                .op("read weights")?;
+            owned.push((
+                name.clone(),
+                t.dims().to_vec(),
+                vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ));
+        }
+        owned.sort_by(|a, b| a.0.cmp(&b.0));
+        let path = PathBuf::from(META_WEIGHTS);
+        let views = owned
+            .iter()
+            .map(|(n, shape, bytes)| {
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
+                    .map(|v| (n.clone(), v))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| Error::Safetensors {
+                path: path.clone(),
+                source,
+            })?;
+        safetensors::serialize(views, None).map_err(|source| Error::Safetensors { path, source })
+    }
+
+    /// Saves to `dir` (created if missing): `meta.safetensors`, then `meta.json` recording `activation`
+    /// (the base classifiers' hidden activation, e.g. `"relu"`).
+    pub fn save(&self, dir: &Path, activation: &str) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(io("create dir", dir))?;
+        let bytes = self.weight_bytes()?;
+        let digest = hex(&Sha256::digest(&bytes));
+        write_atomic(&dir.join(META_WEIGHTS), &bytes)?;
+        let manifest = self.manifest(activation, digest);
+        let json_path = dir.join(META_MANIFEST);
+        let mut json = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json {
+            path: json_path.clone(),
+            source,
+        })?;
+        json.push(b'\n');
+        write_atomic(&json_path, &json)
+    }
+
+    /// Loads a model saved by [`Self::save`] onto `device`, checking format, version, the weights' sha256
+    /// and every tensor's name, dtype and shape.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let json_path = dir.join(META_MANIFEST);
+        let json = std::fs::read(&json_path).map_err(io("read", &json_path))?;
+        // Check format and version on a loose parse first, so that a newer file says so instead of failing
+        // on a field this build does not know.
+        let loose: serde_json::Value =
+            serde_json::from_slice(&json).map_err(|source| Error::Json {
+                path: json_path.clone(),
+                source,
+            })?;
+        let format = loose.get("format").and_then(|v| v.as_str()).unwrap_or("");
+        if format != META_FORMAT {
+            return Err(Error::Format {
+                path: json_path,
+                expected: META_FORMAT,
+                got: format.into(),
+            });
+        }
+        let version = loose.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version != u64::from(META_VERSION) {
+            return Err(Error::Version {
+                path: json_path,
+                expected: META_VERSION,
+                got: version.try_into().unwrap_or(u32::MAX),
+            });
+        }
+        let m: MetaManifest = serde_json::from_value(loose).map_err(|source| Error::Json {
+            path: json_path.clone(),
+            source,
+        })?;
+        if m.training.objective != m.objective
+            || m.training.net != m.net
+            || m.training.source != m.source
+        {
+            return Err(Error::Config {
+                field: "manifest",
+                reason: format!(
+                    "{}: objective, net or source disagree with the training configuration",
+                    json_path.display()
+                ),
+            });
+        }
+
+        m.training.validate(m.checkpoints)?;
+        let w_path = dir.join(META_WEIGHTS);
+        let bytes = std::fs::read(&w_path).map_err(io("read", &w_path))?;
+        let got = hex(&Sha256::digest(&bytes));
+        if got != m.weights_sha256 {
+            return Err(Error::Checksum {
+                path: w_path,
+                expected: m.weights_sha256,
+                got,
+            });
+        }
+        let st = SafeTensors::deserialize(&bytes).map_err(|source| Error::Safetensors {
+            path: w_path.clone(),
+            source,
+        })?;
+        let expected =
+            super::net::expected_tensors(m.layout.dim(), &m.net, m.objective == Objective::Jko)?;
+        let tensor_err = |name: &str, reason: String| Error::Tensor {
+            path: w_path.clone(),
+            name: name.into(),
+            reason,
+        };
+        let mut in_file: Vec<String> = st.names().into_iter().map(String::from).collect();
+        in_file.sort();
+        for name in &in_file {
+            if !expected.iter().any(|(n, _)| n == name) {
+                return Err(tensor_err(
+                    name,
+                    "not a tensor of the manifest's network".into(),
+                ));
+            }
+        }
+        let mut weights = Vec::with_capacity(expected.len());
+        for (name, shape) in &expected {
+            let view = st
+                .tensor(name)
+                .map_err(|_| tensor_err(name, "missing".into()))?;
+            if view.dtype() != Dtype::F32 {
+                return Err(tensor_err(
+                    name,
+                    format!("dtype {:?}, expected F32", view.dtype()),
+                ));
+            }
+            if view.shape() != shape.as_slice() {
+                return Err(tensor_err(
+                    name,
+                    format!("shape {:?}, expected {shape:?}", view.shape()),
+                ));
+            }
+            let vals: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let t = Tensor::from_vec(vals, shape.as_slice(), device).op("load weights")?;
+            weights.push((name.clone(), t));
+        }
+        let info = ModelInfo {
+            layout: m.layout,
+            config: m.training,
+            checkpoints: m.checkpoints,
+            scaling: m.scaling,
+            data_digest: m.data_digest,
+            train_seconds: m.train_seconds,
+            final_loss: m.final_loss,
+            activation: Some(m.activation),
+        };
+        MetaModel::from_parts(info, weights, device)
+    }
+}

@@ -1,0 +1,45 @@
+//! Meta-models over weight space: generative models of trained classifiers' weights learned by gradient flow
+//! matching (METHOD.md §2).
+//!
+//! Input: checkpoint trajectories as a plain array `[R, K+1, D]` — run r, checkpoint k (k = 0 each run's
+//! Kaiming init, k = K its final weights, t_k = k/K), flat weights in [`Layout`](crate::space::Layout) order.
+//!
+//! 1. [`align_trajectories`]: weight-matching alignment of every run's whole trajectory to a reference run.
+//! 2. [`Scaling`]: one scale per layout tensor; the flow works on z = θ / s.
+//! 3. [`VelocityNet`] v(x, t [, c]) and [`PotentialNet`] V(x, t [, c]) (JKO), candle-nn MLPs with a
+//!    sinusoidal time embedding.
+//! 4. [`Objective`]s, all on minibatches of B runs:
+//!    * CFM: x_t = (1−t) x_0 + t x_1 + σ ε with x_0 fresh source samples, x_1 final checkpoints, paired by
+//!      a [`Coupling`]; target x_1 − x_0.
+//!    * MMFM: a natural cubic spline μ(t) ([`NaturalCubicSpline`]) through a coupled chain of marginals
+//!      (fresh source, `intermediates` checkpoint marginals, finals); x_t = μ(t) + σ ε, target μ'(t).
+//!    * JKO: ‖τ ∇V(x_{k+1}, t_{k+1}) + (x_{k+1} − x_k)‖² on consecutive chosen checkpoints of one run.
+//! 5. [`train_meta`] with a [`MetaTrainConfig`] → [`MetaModel`].
+//! 6. [`MetaModel::generate`] / [`MetaModel::generate_path`]: fresh source samples carried to t = 1 by a
+//!    [`Sampler`] (Euler, Heun, RK4), unscaled to θ.
+//! 7. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]).
+
+mod align;
+mod config;
+mod coupling;
+mod error;
+mod io;
+mod model;
+mod net;
+mod objective;
+mod sampler;
+mod scaling;
+mod spline;
+mod train;
+
+pub use align::align_trajectories;
+pub use config::{knots, LrSchedule, MetaTrainConfig, Objective};
+pub use coupling::{ot_pairing, squared_distances, Coupling};
+pub use error::{Error, Result};
+pub use io::{data_digest, MetaManifest, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS};
+pub use model::MetaModel;
+pub use net::{NetConfig, PotentialNet, VelocityNet};
+pub use sampler::Sampler;
+pub use scaling::{Scaling, SCALE_FLOOR};
+pub use spline::NaturalCubicSpline;
+pub use train::train_meta;

@@ -1,0 +1,193 @@
+//! Training a meta-model on checkpoint trajectories.
+
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use ndarray::{Array2, ArrayView3, Axis};
+
+use super::error::CandleContext;
+use super::model::ModelInfo;
+use super::net::{seeded_init, PotentialNet, VelocityNet};
+use super::objective::{Batch, BatchSampler};
+use super::{
+    align_trajectories, data_digest, Error, LrSchedule, MetaModel, MetaTrainConfig, Objective,
+    Result, Scaling,
+};
+use crate::rng;
+use crate::space::Layout;
+
+/// RNG streams of a training seed.
+const STREAM_INIT: u64 = 0;
+const STREAM_BATCH: u64 = 1;
+const STREAM_ALIGN: u64 = 2;
+
+/// Steps averaged into [`MetaModel::final_loss`].
+const FINAL_LOSS_WINDOW: usize = 100;
+
+fn to_tensor(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
+    let a = a.as_standard_layout();
+    Tensor::from_slice(a.as_slice().expect("standard layout"), a.dim(), device)
+        .op("upload minibatch")
+}
+
+/// Trains a meta-model on `trajectories` `[R, K+1, D]` (run, checkpoint, flat weights; checkpoint 0 is each
+/// run's init, K its final weights, t_k = k/K).
+///
+/// Aligns every run to run 0 (unless `cfg.align` is off), fits the [`Scaling`] on the finals, then runs
+/// `cfg.steps` AdamW steps on the objective's minibatches, calling `progress(step, total, loss)` after each.
+/// Every random draw comes from `cfg.seed`, so on the CPU a seed reproduces the model bit for bit.
+pub fn train_meta(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<MetaModel> {
+    let started = Instant::now();
+    let (r, k1, d) = trajectories.dim();
+    if d != layout.dim() || r == 0 || k1 < 2 {
+        return Err(Error::Shape {
+            what: "trajectories",
+            expected: format!("[R ≥ 1, K+1 ≥ 2, {}]", layout.dim()),
+            got: format!("{:?}", trajectories.shape()),
+        });
+    }
+    let k = k1 - 1;
+    cfg.validate(k)?;
+    let digest = data_digest(trajectories);
+    let mut traj = trajectories.to_owned();
+    if cfg.align {
+        align_trajectories(
+            layout,
+            &mut traj,
+            0,
+            &mut rng::stream(cfg.seed, STREAM_ALIGN),
+        )?;
+    }
+    let scaling = Scaling::fit(layout, traj.view())?;
+    let scale = scaling.per_coordinate(layout)?;
+    for mut row in traj.lanes_mut(Axis(2)) {
+        row.iter_mut().zip(&scale).for_each(|(v, s)| *v /= s);
+    }
+
+    let varmap = VarMap::new();
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+    let net = match cfg.objective {
+        Objective::Jko => Net::Potential(PotentialNet::new(d, &cfg.net, vb)?),
+        Objective::Cfm | Objective::Mmfm => Net::Velocity(VelocityNet::new(d, &cfg.net, vb)?),
+    };
+    seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
+    let vars = sorted_vars(&varmap);
+    let params = ParamsAdamW {
+        lr: cfg.lr,
+        weight_decay: cfg.weight_decay,
+        ..ParamsAdamW::default()
+    };
+    let mut opt =
+        AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params).op("create optimiser")?;
+    let mut ema: Option<Vec<Tensor>> = match cfg.ema_decay {
+        Some(_) => Some(
+            vars.iter()
+                .map(|(_, v)| v.as_tensor().copy().map(|t| t.detach()))
+                .collect::<candle_core::Result<_>>()
+                .op("copy weights")?,
+        ),
+        None => None,
+    };
+
+    let source = cfg.source.source();
+    let sampler = BatchSampler {
+        layout,
+        z: traj.view(),
+        scale: &scale,
+        source: source.as_ref(),
+        objective: cfg.objective,
+        coupling: cfg.coupling,
+        knots: cfg.knots(k),
+        sigma: cfg.sigma,
+        batch: cfg.batch_size,
+    };
+    let mut brng = rng::stream(cfg.seed, STREAM_BATCH);
+    let mut recent = Vec::with_capacity(FINAL_LOSS_WINDOW);
+    for step in 0..cfg.steps {
+        if cfg.schedule == LrSchedule::Cosine {
+            let frac = step as f64 / cfg.steps as f64;
+            opt.set_learning_rate(cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos()));
+        }
+        let batch = sampler.sample(&mut brng)?;
+        let loss = loss(&net, &batch, device)?;
+        let value = loss.to_scalar::<f32>().op("read loss")?;
+        if !value.is_finite() {
+            return Err(Error::Diverged { step, loss: value });
+        }
+        opt.backward_step(&loss).op("optimiser step")?;
+        if let (Some(ema), Some(decay)) = (ema.as_mut(), cfg.ema_decay) {
+            for (e, (_, v)) in ema.iter_mut().zip(&vars) {
+                *e = ((&*e * decay).and_then(|a| a + (v.as_tensor() * (1.0 - decay))?))
+                    .op("ema update")?
+                    .detach();
+            }
+        }
+        if recent.len() == FINAL_LOSS_WINDOW {
+            recent.remove(0);
+        }
+        recent.push(value);
+        progress(step + 1, cfg.steps, value);
+    }
+    let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
+
+    let weights: Vec<(String, Tensor)> = match ema {
+        Some(ema) => vars.iter().map(|(n, _)| n.clone()).zip(ema).collect(),
+        None => vars
+            .iter()
+            .map(|(n, v)| v.as_tensor().copy().map(|t| (n.clone(), t.detach())))
+            .collect::<candle_core::Result<_>>()
+            .op("copy weights")?,
+    };
+    let info = ModelInfo {
+        layout: layout.clone(),
+        config: cfg.clone(),
+        checkpoints: k,
+        scaling,
+        data_digest: digest,
+        train_seconds: started.elapsed().as_secs_f64(),
+        final_loss,
+        activation: None,
+    };
+    MetaModel::from_parts(info, weights, device)
+}
+
+enum Net {
+    Velocity(VelocityNet),
+    Potential(PotentialNet),
+}
+
+/// The VarMap's variables sorted by name (its HashMap order must not reach the optimiser or the file).
+fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+    let data = varmap.data().lock().expect("var map lock poisoned");
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+/// Mean over the batch of ‖v(x, t) − target‖² (velocity) or ‖τ ∇V(x, t) + target‖² (JKO).
+fn loss(net: &Net, batch: &Batch, device: &Device) -> Result<Tensor> {
+    let x = to_tensor(&batch.x, device)?;
+    let t = Tensor::from_slice(&batch.t, batch.t.len(), device).op("upload minibatch")?;
+    let target = to_tensor(&batch.target, device)?;
+    let resid = match (net, &batch.tau) {
+        (Net::Velocity(v), _) => (v.forward(&x, &t, None)? - target).op("residual")?,
+        (Net::Potential(p), Some(tau)) => {
+            let tau = Tensor::from_slice(tau, (tau.len(), 1), device).op("upload minibatch")?;
+            let g = p.grad_x_graph(&x, &t, None)?;
+            (g.broadcast_mul(&tau).op("jko residual")? + target).op("jko residual")?
+        }
+        (Net::Potential(_), None) => unreachable!("JKO batches carry τ"),
+    };
+    resid
+        .sqr()
+        .and_then(|r| r.sum(1))
+        .and_then(|r| r.mean(0))
+        .op("loss")
+}

@@ -1,0 +1,364 @@
+//! Integration tests of the meta-model layer on tiny synthetic "trajectory" sets with known marginals.
+#![cfg(feature = "train")]
+
+use candle_core::Device;
+use ndarray::{s, Array2, Array3, ArrayView2};
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+use weightflow::flow::{
+    train_meta, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig, NetConfig, Objective,
+    Sampler,
+};
+use weightflow::rng::{self, Rng};
+use weightflow::space::{KaimingUniform, Layout, Source};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Mean and covariance of the rows of `x` `[N, 2]`.
+fn moments(x: ArrayView2<f32>) -> ([f64; 2], [[f64; 2]; 2]) {
+    let n = x.nrows() as f64;
+    let mut m = [0.0; 2];
+    for r in x.rows() {
+        m[0] += r[0] as f64 / n;
+        m[1] += r[1] as f64 / n;
+    }
+    let mut c = [[0.0; 2]; 2];
+    for r in x.rows() {
+        let d = [r[0] as f64 - m[0], r[1] as f64 - m[1]];
+        for i in 0..2 {
+            for j in 0..2 {
+                c[i][j] += d[i] * d[j] / n;
+            }
+        }
+    }
+    (m, c)
+}
+
+/// The final weights of the synthetic runs: N(μ, Σ) with μ = (1, −0.5), Σ = [[0.25, 0.12], [0.12, 0.16]]
+/// (Cholesky factor [[0.5, 0], [0.24, 0.32]]).
+const MU: [f64; 2] = [1.0, -0.5];
+const SIGMA: [[f64; 2]; 2] = [[0.25, 0.12], [0.12, 0.16]];
+
+fn final_sample(rng: &mut Rng) -> [f32; 2] {
+    let (a, b): (f64, f64) = (StandardNormal.sample(rng), StandardNormal.sample(rng));
+    [
+        (MU[0] + 0.5 * a) as f32,
+        (MU[1] + 0.24 * a + 0.32 * b) as f32,
+    ]
+}
+
+/// `[R, K+1, 2]` for the layout `1-1` (D = 2): Kaiming inits (uniform ±1), finals ~ N(μ, Σ), and for K = 2 a
+/// middle checkpoint at the midpoint shifted by (0.5, 0.5).
+fn gaussian_runs(layout: &Layout, runs: usize, k: usize, seed: u64) -> Array3<f32> {
+    let mut r = rng::rng(seed);
+    let mut traj = Array3::zeros((runs, k + 1, 2));
+    for run in 0..runs {
+        let init = KaimingUniform.sample(layout, 1, &mut r);
+        let fin = final_sample(&mut r);
+        for j in 0..2 {
+            traj[[run, 0, j]] = init[[0, j]];
+            traj[[run, k, j]] = fin[j];
+            if k == 2 {
+                traj[[run, 1, j]] = 0.5 * (init[[0, j]] + fin[j]) + 0.5;
+            }
+        }
+    }
+    traj
+}
+
+fn small_config(objective: Objective, steps: usize) -> MetaTrainConfig {
+    MetaTrainConfig {
+        objective,
+        net: NetConfig {
+            hidden: vec![64, 64],
+            time_dim: 16,
+            cond_dim: 0,
+        },
+        batch_size: 64,
+        steps,
+        lr: 3e-3,
+        schedule: LrSchedule::Cosine,
+        ema_decay: Some(0.99),
+        sigma: 0.01,
+        seed: 7,
+        ..MetaTrainConfig::default()
+    }
+}
+
+fn assert_gaussian(
+    x: ArrayView2<f32>,
+    mu: [f64; 2],
+    sigma: [[f64; 2]; 2],
+    tol_mean: f64,
+    tol_cov: f64,
+) {
+    let (m, c) = moments(x);
+    eprintln!("mean {m:.3?} (want {mu:.3?}), cov {c:.3?} (want {sigma:.3?})");
+    for i in 0..2 {
+        assert!((m[i] - mu[i]).abs() < tol_mean, "mean {m:?} vs {mu:?}");
+        for j in 0..2 {
+            assert!(
+                (c[i][j] - sigma[i][j]).abs() < tol_cov,
+                "cov {c:?} vs {sigma:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn cfm_learns_a_gaussian_of_final_weights_from_fresh_source_samples() -> TestResult {
+    let layout = Layout::parse("1-1")?;
+    let traj = gaussian_runs(&layout, 1024, 1, 1);
+    let cfg = small_config(Objective::Cfm, 1200);
+    let mut last = f32::NAN;
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, l| {
+        last = l
+    })?;
+    assert!(last.is_finite());
+    let x = model.generate(4000, Sampler::Euler, 50, 123)?;
+    assert_gaussian(x.view(), MU, SIGMA, 0.06, 0.04);
+    Ok(())
+}
+
+#[test]
+fn mmfm_learns_the_final_and_the_intermediate_marginal() -> TestResult {
+    let layout = Layout::parse("1-1")?;
+    let traj = gaussian_runs(&layout, 1024, 2, 2);
+    let cfg = MetaTrainConfig {
+        intermediates: 1,
+        ..small_config(Objective::Mmfm, 1200)
+    };
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    let path = model.generate_path(4000, Sampler::Heun, 40, 5, 20)?;
+    let ts: Vec<f32> = path.iter().map(|(t, _)| *t).collect();
+    assert_eq!(ts, [0.0, 0.5, 1.0]);
+    assert_gaussian(path[2].1.view(), MU, SIGMA, 0.06, 0.04);
+    // The middle marginal: (init + final)/2 + 0.5 → mean μ/2 + 0.5, covariance (Σ + I/3)/4 (inits U(±1)).
+    let mid_mu = [MU[0] / 2.0 + 0.5, MU[1] / 2.0 + 0.5];
+    let mid_sigma = [
+        [(SIGMA[0][0] + 1.0 / 3.0) / 4.0, SIGMA[0][1] / 4.0],
+        [SIGMA[1][0] / 4.0, (SIGMA[1][1] + 1.0 / 3.0) / 4.0],
+    ];
+    assert_gaussian(path[1].1.view(), mid_mu, mid_sigma, 0.06, 0.04);
+    Ok(())
+}
+
+#[test]
+fn jko_potential_step_reproduces_the_next_marginal_of_a_quadratic_gradient_flow() -> TestResult {
+    // x_{k+1} = x_k − τ A x_k, A = diag(0.4, 0.8), τ = 1/8, K = 8, x_0 = m + U(±1)² with m = (2, −1.5).
+    let layout = Layout::parse("1-1")?;
+    let (k, a, m) = (8usize, [0.4f32, 0.8], [2.0f32, -1.5]);
+    let tau = 1.0 / k as f32;
+    let make = |runs: usize, seed: u64| {
+        let mut r = rng::rng(seed);
+        let mut traj = Array3::<f32>::zeros((runs, k + 1, 2));
+        for run in 0..runs {
+            for j in 0..2 {
+                let mut x = m[j] + r.random_range(-1.0f32..1.0);
+                for step in 0..=k {
+                    traj[[run, step, j]] = x;
+                    x -= tau * a[j] * x;
+                }
+            }
+        }
+        traj
+    };
+    let traj = make(512, 3);
+    let cfg = MetaTrainConfig {
+        intermediates: k - 1,
+        align: false,
+        ..small_config(Objective::Jko, 800)
+    };
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    assert_eq!(model.marginal_times().len(), k + 1);
+    let held_out = make(2000, 4);
+    let x0 = held_out.slice(s![.., 0, ..]).to_owned();
+    let path = model.generate_path_from(x0.view(), Sampler::Euler, 0, 1)?;
+    assert_eq!(path.len(), k + 1);
+    let mean = |x: ArrayView2<f32>| moments(x).0;
+    // One step: the learned explicit step x − τ∇V(x) has the next marginal's mean. (The potential is fitted
+    // to the implicit step, so the explicit one differs by O(τ²): ≤ 0.02 here.)
+    let (got, want) = (mean(path[1].1.view()), mean(held_out.slice(s![.., 1, ..])));
+    eprintln!("step 1: mean {got:.4?}, next marginal {want:.4?}");
+    for j in 0..2 {
+        assert!(
+            (got[j] - want[j]).abs() < 0.04,
+            "step 1: {got:?} vs {want:?}"
+        );
+    }
+    let (got, want) = (mean(path[k].1.view()), mean(held_out.slice(s![.., k, ..])));
+    eprintln!("step {k}: mean {got:.4?}, marginal {want:.4?}");
+    for j in 0..2 {
+        assert!(
+            (got[j] - want[j]).abs() < 0.12,
+            "step {k}: {got:?} vs {want:?}"
+        );
+    }
+    Ok(())
+}
+
+fn tiny_model(seed: u64) -> Result<(Layout, MetaModel), Error> {
+    let layout = Layout::parse("2-3-2")?;
+    let mut r = rng::rng(9);
+    let mut traj = Array3::<f32>::zeros((16, 3, layout.dim()));
+    for run in 0..16 {
+        let init = KaimingUniform.sample(&layout, 1, &mut r);
+        for k in 0..3 {
+            let row: Array2<f32> = &init * (1.0 + k as f32);
+            traj.slice_mut(s![run, k, ..]).assign(&row.row(0));
+        }
+    }
+    let cfg = MetaTrainConfig {
+        objective: Objective::Mmfm,
+        coupling: Coupling::Ot,
+        net: NetConfig {
+            hidden: vec![16],
+            time_dim: 4,
+            cond_dim: 0,
+        },
+        batch_size: 8,
+        steps: 20,
+        seed,
+        ..MetaTrainConfig::default()
+    };
+    Ok((
+        layout.clone(),
+        train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?,
+    ))
+}
+
+#[test]
+fn same_seed_gives_the_same_model_and_samples() -> TestResult {
+    let (_, a) = tiny_model(1)?;
+    let (_, b) = tiny_model(1)?;
+    let (_, c) = tiny_model(2)?;
+    let ga = a.generate(10, Sampler::Rk4, 8, 3)?;
+    assert_eq!(ga, b.generate(10, Sampler::Rk4, 8, 3)?);
+    assert_ne!(ga, a.generate(10, Sampler::Rk4, 8, 4)?);
+    assert_ne!(ga, c.generate(10, Sampler::Rk4, 8, 3)?);
+    Ok(())
+}
+
+#[test]
+fn save_load_round_trip_and_refusals() -> TestResult {
+    let (layout, model) = tiny_model(5)?;
+    let dir = tempfile::tempdir()?;
+    let d1 = dir.path().join("m1");
+    model.save(&d1, "relu")?;
+    let loaded = MetaModel::load(&d1, &Device::Cpu)?;
+    assert_eq!(loaded.activation(), Some("relu"));
+    assert_eq!(loaded.layout(), &layout);
+    assert_eq!(loaded.config(), model.config());
+    assert_eq!(
+        loaded.generate(7, Sampler::Heun, 10, 11)?,
+        model.generate(7, Sampler::Heun, 10, 11)?
+    );
+    // Deterministic writer: saving again gives the same weight bytes.
+    let d2 = dir.path().join("m2");
+    loaded.save(&d2, "relu")?;
+    assert_eq!(
+        std::fs::read(d1.join("meta.safetensors"))?,
+        std::fs::read(d2.join("meta.safetensors"))?
+    );
+
+    let expect_err = |dir: &std::path::Path, needle: &str| {
+        let e = MetaModel::load(dir, &Device::Cpu)
+            .expect_err("a damaged model must be refused")
+            .to_string();
+        assert!(e.contains(needle), "{needle:?} not in {e:?}");
+    };
+    // A flipped byte in the weights.
+    let w = d2.join("meta.safetensors");
+    let mut bytes = std::fs::read(&w)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&w, &bytes)?;
+    expect_err(&d2, "checksum check failed");
+
+    // Manifest edits: format, version, a network that does not fit the weights.
+    let json = std::fs::read_to_string(d1.join("meta.json"))?;
+    let edit = |f: &dyn Fn(&mut serde_json::Value), needle: &str| -> TestResult {
+        let mut v: serde_json::Value = serde_json::from_str(&json)?;
+        f(&mut v);
+        std::fs::write(d1.join("meta.json"), serde_json::to_vec(&v)?)?;
+        expect_err(&d1, needle);
+        Ok(())
+    };
+    edit(
+        &|v| v["format"] = "something.else".into(),
+        "format check failed",
+    )?;
+    edit(&|v| v["version"] = 2.into(), "version check failed")?;
+    edit(
+        &|v| {
+            v["net"]["hidden"] = serde_json::json!([17]);
+            v["training"]["net"]["hidden"] = serde_json::json!([17]);
+        },
+        "tensor check failed",
+    )?;
+    std::fs::write(d1.join("meta.json"), &json)?;
+    MetaModel::load(&d1, &Device::Cpu)?;
+    Ok(())
+}
+
+/// Generation speed on the UCI-heart layout (D = 466) with the default 3×512 net: 1,000 samples, 50 Euler
+/// steps. Run with `cargo test --test flow -- --ignored --nocapture generation_speed`.
+#[test]
+#[ignore = "timing, not a check"]
+fn generation_speed() -> TestResult {
+    let layout = Layout::parse("9-16-16-2")?;
+    let traj = {
+        let mut r = rng::rng(1);
+        let x = KaimingUniform.sample(&layout, 8, &mut r);
+        Array3::from_shape_fn((4, 3, layout.dim()), |(run, k, j)| {
+            x[[run * 2 + k.min(1), j]]
+        })
+    };
+    let cfg = MetaTrainConfig {
+        steps: 1,
+        batch_size: 4,
+        ..MetaTrainConfig::default()
+    };
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    // Training steps at full size: B = 256, minibatch OT, 3×512 (for the record, not a check).
+    for objective in [Objective::Cfm, Objective::Mmfm, Objective::Jko] {
+        let cfg = MetaTrainConfig {
+            objective,
+            steps: 10,
+            ..MetaTrainConfig::default()
+        };
+        let t = std::time::Instant::now();
+        train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+        eprintln!(
+            "{objective:?}: {:.0} ms per training step",
+            t.elapsed().as_secs_f64() * 100.0
+        );
+    }
+    model.generate(1000, Sampler::Euler, 50, 0)?; // warm-up
+    let mut best = f64::INFINITY;
+    for seed in 0..3 {
+        let t = std::time::Instant::now();
+        let x = model.generate(1000, Sampler::Euler, 50, seed)?;
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(x.dim(), (1000, 466));
+    }
+    eprintln!("generate(1000 × D=466, 3×512, 50 Euler steps): best of 3 = {best:.3} s");
+    // Reference: the bare matmuls of those 50 steps (2.07 GFLOP per step), to tell overhead from GEMM speed.
+    let dev = Device::Cpu;
+    let x = candle_core::Tensor::ones((1000, 530), candle_core::DType::F32, &dev)?;
+    let w0 = candle_core::Tensor::ones((530, 512), candle_core::DType::F32, &dev)?;
+    let w1 = candle_core::Tensor::ones((512, 512), candle_core::DType::F32, &dev)?;
+    let w3 = candle_core::Tensor::ones((512, 466), candle_core::DType::F32, &dev)?;
+    let t = std::time::Instant::now();
+    for _ in 0..50 {
+        let h = x.matmul(&w0)?;
+        let h = h.matmul(&w1)?.matmul(&w1)?;
+        h.matmul(&w3)?;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "bare matmuls of 50 steps: {secs:.3} s ({:.0} GFLOP/s)",
+        50.0 * 2.07 / secs
+    );
+    Ok(())
+}
