@@ -88,9 +88,7 @@ impl FromStr for Activation {
         Self::ALL
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| Error::UnknownActivation {
-                name: s.to_string(),
-            })
+            .ok_or_else(|| Error::UnknownActivation { name: s.to_string() })
     }
 }
 
@@ -109,12 +107,7 @@ mod tests {
         assert_eq!(Activation::default(), Activation::Relu);
         assert_eq!("SiLU".parse::<Activation>().unwrap(), Activation::Silu);
         let e = "gelu".parse::<Activation>().unwrap_err();
-        assert_eq!(
-            e,
-            Error::UnknownActivation {
-                name: "gelu".into()
-            }
-        );
+        assert_eq!(e, Error::UnknownActivation { name: "gelu".into() });
         assert!(e.to_string().contains("unknown activation \"gelu\""));
     }
 
@@ -128,11 +121,7 @@ mod tests {
                 let a = zs.mapv(|v| act.eval(v));
                 let mut g = Array2::from_elem((1, 1), 1.0f32);
                 act.backprop(&mut g, &zs, &a);
-                assert!(
-                    (g[[0, 0]] - fd).abs() < 1e-3,
-                    "{act} at {z}: {} vs {fd}",
-                    g[[0, 0]]
-                );
+                assert!((g[[0, 0]] - fd).abs() < 1e-3, "{act} at {z}: {} vs {fd}", g[[0, 0]]);
             }
         }
     }

@@ -38,8 +38,7 @@ pub(crate) fn backward(
             let grow = grow.as_slice_mut().expect("a fresh array is contiguous");
             let g_m = g.slice(s![mi * out..(mi + 1) * out, ..]);
             let a_m = a_prev.slice(s![mi * inp..(mi + 1) * inp, ..]);
-            let mut dw = ArrayViewMut2::from_shape((out, inp), &mut grow[ws.range()])
-                .expect("the layout matches θ");
+            let mut dw = ArrayViewMut2::from_shape((out, inp), &mut grow[ws.range()]).expect("the layout matches θ");
             general_mat_mul(1.0, &g_m, &a_m.t(), 0.0, &mut dw);
             for (db, gr) in grow[bs.range()].iter_mut().zip(g_m.outer_iter()) {
                 *db = gr.sum();

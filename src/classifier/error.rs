@@ -75,22 +75,11 @@ pub enum Error {
 }
 
 /// The first non-finite entry of a 2-D array, as an error naming `what`.
-pub(crate) fn check_finite(
-    what: &'static str,
-    a: ndarray::ArrayView2<'_, f32>,
-) -> Result<(), Error> {
+pub(crate) fn check_finite(what: &'static str, a: ndarray::ArrayView2<'_, f32>) -> Result<(), Error> {
     // A fast all-finite pass first; the position is looked up only on failure.
     if a.iter().all(|v| v.is_finite()) {
         return Ok(());
     }
-    let ((row, col), &value) = a
-        .indexed_iter()
-        .find(|(_, v)| !v.is_finite())
-        .expect("a non-finite entry exists");
-    Err(Error::NonFinite {
-        what,
-        row,
-        col,
-        value,
-    })
+    let ((row, col), &value) = a.indexed_iter().find(|(_, v)| !v.is_finite()).expect("a non-finite entry exists");
+    Err(Error::NonFinite { what, row, col, value })
 }

@@ -37,10 +37,7 @@ impl Pass {
     pub fn logits_mbc(&self, m: usize) -> Array3<f32> {
         let z = self.logits();
         let (c, b) = (z.nrows() / m, z.ncols());
-        let v = z
-            .view()
-            .into_shape_with_order((m, c, b))
-            .expect("logits hold M·C rows");
+        let v = z.view().into_shape_with_order((m, c, b)).expect("logits hold M·C rows");
         v.permuted_axes([0, 2, 1]).as_standard_layout().into_owned()
     }
 }
@@ -62,8 +59,7 @@ pub(crate) fn row<'a>(thetas: &'a ArrayView2<'_, f32>, m: usize) -> &'a [f32] {
 
 /// The weight `[out, in]` of `spec` inside one row of θ.
 pub(crate) fn weight<'a>(row: &'a [f32], spec: &TensorSpec) -> ArrayView2<'a, f32> {
-    ArrayView2::from_shape((spec.shape[0], spec.shape[1]), &row[spec.range()])
-        .expect("the layout matches θ")
+    ArrayView2::from_shape((spec.shape[0], spec.shape[1]), &row[spec.range()]).expect("the layout matches θ")
 }
 
 /// `[M·h, B]` whose row m·h + j is filled with b_{m}[j], the biases of `spec`.
@@ -87,10 +83,7 @@ pub(crate) fn forward(
 ) -> Pass {
     let (m, batch) = (thetas.nrows(), x.nrows());
     let n_layers = layout.n_layers();
-    let mut pass = Pass {
-        z: Vec::with_capacity(n_layers),
-        a: Vec::with_capacity(n_layers - 1),
-    };
+    let mut pass = Pass { z: Vec::with_capacity(n_layers), a: Vec::with_capacity(n_layers - 1) };
 
     // Layer 0: one GEMM for all M classifiers.
     let (w0, b0) = layout.layer(0);

@@ -74,19 +74,9 @@ impl Targets {
     pub fn cdc(p_labels: &[usize], q_labels: &[usize], lambda: Option<f32>) -> Self {
         let lambda = lambda.unwrap_or_else(|| Self::default_lambda(q_labels.len()));
         let n = (p_labels.len() + q_labels.len()) as f32;
-        let p = p_labels.iter().map(|&label| Target {
-            label,
-            kind: LossKind::Ce,
-            weight: 1.0 / n,
-        });
-        let q = q_labels.iter().map(|&label| Target {
-            label,
-            kind: LossKind::Dce,
-            weight: lambda / n,
-        });
-        Self {
-            rows: p.chain(q).collect(),
-        }
+        let p = p_labels.iter().map(|&label| Target { label, kind: LossKind::Ce, weight: 1.0 / n });
+        let q = q_labels.iter().map(|&label| Target { label, kind: LossKind::Dce, weight: lambda / n });
+        Self { rows: p.chain(q).collect() }
     }
 
     /// The default DCE weight of ℓ_cdc for a window of `n_q` rows: λ = 1/(n_q + 1).
@@ -119,24 +109,14 @@ impl Targets {
         for (mi, z) in logits.outer_iter().enumerate() {
             super::error::check_finite("logits", z).map_err(|e| match e {
                 // Report the classifier index as the row, the sample as the column.
-                Error::NonFinite {
-                    what, row, value, ..
-                } => Error::NonFinite {
-                    what,
-                    row: mi,
-                    col: row,
-                    value,
-                },
+                Error::NonFinite { what, row, value, .. } => Error::NonFinite { what, row: mi, col: row, value },
                 e => e,
             })?;
         }
         Ok(logits
             .outer_iter()
             .map(|z| {
-                z.outer_iter()
-                    .zip(&self.rows)
-                    .map(|(z, t)| t.weight as f64 * row_loss(z, t, None))
-                    .sum::<f64>() as f32
+                z.outer_iter().zip(&self.rows).map(|(z, t)| t.weight as f64 * row_loss(z, t, None)).sum::<f64>() as f32
             })
             .collect())
     }
@@ -147,30 +127,17 @@ impl Targets {
             return Err(Error::Empty { what: "targets" });
         }
         if self.rows.len() != batch {
-            return Err(Error::Length {
-                what: "targets",
-                expected: batch,
-                got: self.rows.len(),
-            });
+            return Err(Error::Length { what: "targets", expected: batch, got: self.rows.len() });
         }
         for (row, t) in self.rows.iter().enumerate() {
             if t.label >= n_classes {
-                return Err(Error::Label {
-                    row,
-                    label: t.label,
-                    n_classes,
-                });
+                return Err(Error::Label { row, label: t.label, n_classes });
             }
             if t.kind == LossKind::Dce && n_classes < 2 {
                 return Err(Error::TooFewClasses { n_classes });
             }
             if !t.weight.is_finite() {
-                return Err(Error::NonFinite {
-                    what: "target weights",
-                    row: 0,
-                    col: row,
-                    value: t.weight,
-                });
+                return Err(Error::NonFinite { what: "target weights", row: 0, col: row, value: t.weight });
             }
         }
         Ok(())
@@ -178,24 +145,13 @@ impl Targets {
 
     fn uniform(labels: &[usize], kind: LossKind) -> Self {
         let weight = 1.0 / labels.len() as f32;
-        Self {
-            rows: labels
-                .iter()
-                .map(|&label| Target {
-                    label,
-                    kind,
-                    weight,
-                })
-                .collect(),
-        }
+        Self { rows: labels.iter().map(|&label| Target { label, kind, weight }).collect() }
     }
 }
 
 impl FromIterator<Target> for Targets {
     fn from_iter<I: IntoIterator<Item = Target>>(iter: I) -> Self {
-        Self {
-            rows: iter.into_iter().collect(),
-        }
+        Self { rows: iter.into_iter().collect() }
     }
 }
 
@@ -206,37 +162,18 @@ pub fn log_sum_exp(z: &[f32]) -> f64 {
 
 /// CE(z, y) = logsumexp(z) − z_y.
 pub fn cross_entropy(z: &[f32], label: usize) -> Result<f64, Error> {
-    single(
-        z,
-        Target {
-            label,
-            kind: LossKind::Ce,
-            weight: 1.0,
-        },
-    )
+    single(z, Target { label, kind: LossKind::Ce, weight: 1.0 })
 }
 
 /// DCE(z, ŷ) = logsumexp(z) − (1/(N−1)) Σ_{c≠ŷ} z_c; needs N ≥ 2.
 pub fn disagreement_cross_entropy(z: &[f32], label: usize) -> Result<f64, Error> {
-    single(
-        z,
-        Target {
-            label,
-            kind: LossKind::Dce,
-            weight: 1.0,
-        },
-    )
+    single(z, Target { label, kind: LossKind::Dce, weight: 1.0 })
 }
 
 fn single(z: &[f32], t: Target) -> Result<f64, Error> {
     Targets::new(vec![t]).check(1, z.len())?;
     if let Some((col, &value)) = z.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "logits",
-            row: 0,
-            col,
-            value,
-        });
+        return Err(Error::NonFinite { what: "logits", row: 0, col, value });
     }
     Ok(row_loss(ArrayView1::from(z), &t, None))
 }
@@ -248,11 +185,7 @@ fn lse(z: ArrayView1<'_, f32>) -> f64 {
 
 /// The row loss ℓ = logsumexp(z) − ⟨t, z⟩ (unweighted), and, with `grad`, writes w·(softmax(z) − t) there.
 /// Labels and class counts must have been checked.
-pub(crate) fn row_loss(
-    z: ArrayView1<'_, f32>,
-    t: &Target,
-    grad: Option<ArrayViewMut1<'_, f32>>,
-) -> f64 {
+pub(crate) fn row_loss(z: ArrayView1<'_, f32>, t: &Target, grad: Option<ArrayViewMut1<'_, f32>>) -> f64 {
     let n = z.len();
     let lse = lse(z);
     let zy = z[t.label] as f64;
@@ -310,23 +243,11 @@ mod tests {
         let t = Targets::cdc(&[0, 1], &[1, 1, 0], None);
         assert_eq!(t.len(), 5);
         let kinds: Vec<_> = t.rows().iter().map(|r| r.kind).collect();
-        assert_eq!(
-            kinds,
-            [
-                LossKind::Ce,
-                LossKind::Ce,
-                LossKind::Dce,
-                LossKind::Dce,
-                LossKind::Dce
-            ]
-        );
+        assert_eq!(kinds, [LossKind::Ce, LossKind::Ce, LossKind::Dce, LossKind::Dce, LossKind::Dce]);
         assert_eq!(t.rows()[0].weight, 1.0 / 5.0);
         assert_eq!(t.rows()[4].weight, 0.25 / 5.0);
         assert_eq!(Targets::cdc(&[0], &[1], Some(2.0)).rows()[1].weight, 1.0);
-        assert!(Targets::cross_entropy(&[0, 1, 2, 1])
-            .rows()
-            .iter()
-            .all(|r| r.weight == 0.25));
+        assert!(Targets::cross_entropy(&[0, 1, 2, 1]).rows().iter().all(|r| r.weight == 0.25));
     }
 
     #[test]
@@ -335,8 +256,7 @@ mod tests {
         // CE((2,0), 0) = ln(1 + e^-2); DCE((1,3), 1) = CE((1,3), 0) = ln(e + e^3) − 1.
         // ℓ_cdc = (ln(1 + e^-2) + ½(ln(e + e^3) − 1)) / 2.
         let logits = Array3::from_shape_vec((1, 2, 2), vec![2.0f32, 0.0, 1.0, 3.0]).unwrap();
-        let expected =
-            ((1.0 + (-2f64).exp()).ln() + 0.5 * ((1f64.exp() + 3f64.exp()).ln() - 1.0)) / 2.0;
+        let expected = ((1.0 + (-2f64).exp()).ln() + 0.5 * ((1f64.exp() + 3f64.exp()).ln() - 1.0)) / 2.0;
         let l = Targets::cdc(&[0], &[1], None).loss(logits.view()).unwrap();
         assert!((l[0] as f64 - expected).abs() < 1e-6, "{l} vs {expected}");
     }
@@ -345,11 +265,7 @@ mod tests {
     fn row_gradient_is_weighted_softmax_minus_target() {
         let z = Array1::from(vec![0.5f32, -1.0, 2.0, 0.0]);
         for kind in [LossKind::Ce, LossKind::Dce] {
-            let t = Target {
-                label: 2,
-                kind,
-                weight: 0.5,
-            };
+            let t = Target { label: 2, kind, weight: 0.5 };
             let mut g = Array1::zeros(4);
             row_loss(z.view(), &t, Some(g.view_mut()));
             for c in 0..4 {
@@ -357,105 +273,38 @@ mod tests {
                 let (mut zp, mut zm) = (z.clone(), z.clone());
                 zp[c] += h;
                 zm[c] -= h;
-                let fd = 0.5 * (row_loss(zp.view(), &t, None) - row_loss(zm.view(), &t, None))
-                    / (2.0 * h as f64);
-                assert!(
-                    (g[c] as f64 - fd).abs() < 1e-4,
-                    "{kind:?} c={c}: {} vs {fd}",
-                    g[c]
-                );
+                let fd = 0.5 * (row_loss(zp.view(), &t, None) - row_loss(zm.view(), &t, None)) / (2.0 * h as f64);
+                assert!((g[c] as f64 - fd).abs() < 1e-4, "{kind:?} c={c}: {} vs {fd}", g[c]);
             }
         }
     }
 
     #[test]
     fn bad_targets_and_logits_are_refused() {
-        assert_eq!(
-            cross_entropy(&[0.0, 1.0], 2).unwrap_err(),
-            Error::Label {
-                row: 0,
-                label: 2,
-                n_classes: 2
-            }
-        );
-        assert_eq!(
-            disagreement_cross_entropy(&[0.0], 0).unwrap_err(),
-            Error::TooFewClasses { n_classes: 1 }
-        );
+        assert_eq!(cross_entropy(&[0.0, 1.0], 2).unwrap_err(), Error::Label { row: 0, label: 2, n_classes: 2 });
+        assert_eq!(disagreement_cross_entropy(&[0.0], 0).unwrap_err(), Error::TooFewClasses { n_classes: 1 });
         let e = cross_entropy(&[0.0, f32::NAN], 0).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::NonFinite {
-                    what: "logits",
-                    row: 0,
-                    col: 1,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, Error::NonFinite { what: "logits", row: 0, col: 1, .. }), "{e}");
         let logits = Array3::<f32>::zeros((2, 3, 2));
-        let e = Targets::cross_entropy(&[0, 1])
-            .loss(logits.view())
-            .unwrap_err();
-        assert_eq!(
-            e,
-            Error::Length {
-                what: "targets",
-                expected: 3,
-                got: 2
-            }
-        );
+        let e = Targets::cross_entropy(&[0, 1]).loss(logits.view()).unwrap_err();
+        assert_eq!(e, Error::Length { what: "targets", expected: 3, got: 2 });
         assert_eq!(e.to_string(), "targets has length 2, expected 3");
-        let e = Targets::new(vec![])
-            .loss(Array3::zeros((1, 0, 2)).view())
-            .unwrap_err();
+        let e = Targets::new(vec![]).loss(Array3::zeros((1, 0, 2)).view()).unwrap_err();
         assert_eq!(e, Error::Empty { what: "targets" });
-        let w = Target {
-            label: 0,
-            kind: LossKind::Ce,
-            weight: f32::INFINITY,
-        };
+        let w = Target { label: 0, kind: LossKind::Ce, weight: f32::INFINITY };
         let e = Targets::new(vec![w; 3]).loss(logits.view()).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::NonFinite {
-                    what: "target weights",
-                    col: 0,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, Error::NonFinite { what: "target weights", col: 0, .. }), "{e}");
         let mut bad = logits.clone();
         bad[[1, 2, 0]] = f32::NEG_INFINITY;
-        let e = Targets::cross_entropy(&[0, 1, 1])
-            .loss(bad.view())
-            .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::NonFinite {
-                    what: "logits",
-                    row: 1,
-                    col: 2,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        let e = Targets::cross_entropy(&[0, 1, 1]).loss(bad.view()).unwrap_err();
+        assert!(matches!(e, Error::NonFinite { what: "logits", row: 1, col: 2, .. }), "{e}");
     }
 
     #[test]
     fn targets_serialise_as_a_list_of_rows() {
         let t = Targets::cdc(&[1], &[0], Some(0.5));
         let s = serde_json::to_string(&t).unwrap();
-        assert_eq!(
-            s,
-            r#"[{"label":1,"kind":"ce","weight":0.5},{"label":0,"kind":"dce","weight":0.25}]"#
-        );
+        assert_eq!(s, r#"[{"label":1,"kind":"ce","weight":0.5},{"label":0,"kind":"dce","weight":0.25}]"#);
         assert_eq!(serde_json::from_str::<Targets>(&s).unwrap(), t);
     }
 }

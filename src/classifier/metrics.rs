@@ -20,11 +20,7 @@ pub fn auroc(scores: &[f32], y: &[usize]) -> Result<Option<f64>, Error> {
     lengths("scores", scores.len(), y.len())?;
     finite("scores", scores)?;
     if let Some((row, &label)) = y.iter().enumerate().find(|(_, &l)| l > 1) {
-        return Err(Error::Label {
-            row,
-            label,
-            n_classes: 2,
-        });
+        return Err(Error::Label { row, label, n_classes: 2 });
     }
     let n1 = y.iter().filter(|&&l| l == 1).count();
     let n0 = y.len() - n1;
@@ -59,11 +55,7 @@ pub fn mean_log_loss(probs: &[f32], n_classes: usize, y: &[usize]) -> Result<f64
     let mut sum = 0f64;
     for (row, &label) in y.iter().enumerate() {
         if label >= n_classes {
-            return Err(Error::Label {
-                row,
-                label,
-                n_classes,
-            });
+            return Err(Error::Label { row, label, n_classes });
         }
         sum -= (probs[row * n_classes + label] as f64).max(1e-15).ln();
     }
@@ -75,23 +67,14 @@ fn lengths(what: &'static str, got: usize, expected: usize) -> Result<(), Error>
         return Err(Error::Empty { what: "labels" });
     }
     if got != expected {
-        return Err(Error::Length {
-            what,
-            expected,
-            got,
-        });
+        return Err(Error::Length { what, expected, got });
     }
     Ok(())
 }
 
 fn finite(what: &'static str, v: &[f32]) -> Result<(), Error> {
     match v.iter().position(|x| !x.is_finite()) {
-        Some(col) => Err(Error::NonFinite {
-            what,
-            row: 0,
-            col,
-            value: v[col],
-        }),
+        Some(col) => Err(Error::NonFinite { what, row: 0, col, value: v[col] }),
         None => Ok(()),
     }
 }
@@ -103,17 +86,11 @@ mod tests {
     #[test]
     fn auroc_handles_ties_by_midranks() {
         // Pairs (pos, neg): (0.35,0.1) win, (0.35,0.4) loss, (0.8,·) two wins → 3/4.
-        assert_eq!(
-            auroc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]).unwrap(),
-            Some(0.75)
-        );
+        assert_eq!(auroc(&[0.1, 0.4, 0.35, 0.8], &[0, 0, 1, 1]).unwrap(), Some(0.75));
         // All tied: every pair counts ½.
         assert_eq!(auroc(&[1.0; 5], &[0, 1, 0, 1, 1]).unwrap(), Some(0.5));
         // One tie between classes among wins: (3 wins + ½) / 4.
-        assert_eq!(
-            auroc(&[0.2, 0.5, 0.5, 0.9], &[0, 0, 1, 1]).unwrap(),
-            Some(0.875)
-        );
+        assert_eq!(auroc(&[0.2, 0.5, 0.5, 0.9], &[0, 0, 1, 1]).unwrap(), Some(0.875));
         assert_eq!(auroc(&[0.3, 0.2], &[1, 1]).unwrap(), None);
     }
 
@@ -128,57 +105,16 @@ mod tests {
 
     #[test]
     fn bad_metric_inputs_are_refused() {
-        assert_eq!(
-            accuracy(&[0], &[0, 1]).unwrap_err(),
-            Error::Length {
-                what: "predictions",
-                expected: 2,
-                got: 1
-            }
-        );
-        assert_eq!(
-            accuracy(&[], &[]).unwrap_err(),
-            Error::Empty { what: "labels" }
-        );
-        assert_eq!(
-            auroc(&[0.1, 0.2], &[0, 2]).unwrap_err(),
-            Error::Label {
-                row: 1,
-                label: 2,
-                n_classes: 2
-            }
-        );
+        assert_eq!(accuracy(&[0], &[0, 1]).unwrap_err(), Error::Length { what: "predictions", expected: 2, got: 1 });
+        assert_eq!(accuracy(&[], &[]).unwrap_err(), Error::Empty { what: "labels" });
+        assert_eq!(auroc(&[0.1, 0.2], &[0, 2]).unwrap_err(), Error::Label { row: 1, label: 2, n_classes: 2 });
         let e = auroc(&[0.1, f32::NAN], &[0, 1]).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::NonFinite {
-                    what: "scores",
-                    col: 1,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, Error::NonFinite { what: "scores", col: 1, .. }), "{e}");
         assert_eq!(
             mean_log_loss(&[0.5; 3], 2, &[0, 1]).unwrap_err(),
-            Error::Length {
-                what: "probabilities",
-                expected: 4,
-                got: 3
-            }
+            Error::Length { what: "probabilities", expected: 4, got: 3 }
         );
-        assert_eq!(
-            mean_log_loss(&[0.5; 4], 2, &[0, 3]).unwrap_err(),
-            Error::Label {
-                row: 1,
-                label: 3,
-                n_classes: 2
-            }
-        );
-        assert_eq!(
-            mean_log_loss(&[], 2, &[]).unwrap_err(),
-            Error::Empty { what: "labels" }
-        );
+        assert_eq!(mean_log_loss(&[0.5; 4], 2, &[0, 3]).unwrap_err(), Error::Label { row: 1, label: 3, n_classes: 2 });
+        assert_eq!(mean_log_loss(&[], 2, &[]).unwrap_err(), Error::Empty { what: "labels" });
     }
 }

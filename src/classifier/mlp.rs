@@ -42,11 +42,7 @@ impl Mlp {
     }
 
     /// Logits `[M, B, C]` of the M classifiers (rows of `thetas` `[M, D]`) on `x` `[B, d_in]`.
-    pub fn logits(
-        &self,
-        thetas: ArrayView2<'_, f32>,
-        x: ArrayView2<'_, f32>,
-    ) -> Result<Array3<f32>, Error> {
+    pub fn logits(&self, thetas: ArrayView2<'_, f32>, x: ArrayView2<'_, f32>) -> Result<Array3<f32>, Error> {
         self.check(&thetas, &x)?;
         let thetas = standard(thetas);
         let (m, c) = (thetas.nrows(), self.n_classes());
@@ -54,39 +50,21 @@ impl Mlp {
         for chunk in self.chunks(m, x.nrows(), false) {
             let th = thetas.slice(s![chunk.clone(), ..]);
             let pass = forward(&self.layout, self.activation, &th, &x, false);
-            out.slice_mut(s![chunk.clone(), .., ..])
-                .assign(&pass.logits_mbc(chunk.len()));
+            out.slice_mut(s![chunk.clone(), .., ..]).assign(&pass.logits_mbc(chunk.len()));
         }
         Ok(out)
     }
 
     /// Predicted classes `[M, B]`: the argmax of each classifier's logits (the first on ties).
-    pub fn predict(
-        &self,
-        thetas: ArrayView2<'_, f32>,
-        x: ArrayView2<'_, f32>,
-    ) -> Result<Array2<usize>, Error> {
+    pub fn predict(&self, thetas: ArrayView2<'_, f32>, x: ArrayView2<'_, f32>) -> Result<Array2<usize>, Error> {
         let logits = self.logits(thetas, x)?;
         Ok(logits.map_axis(Axis(2), |z| {
-            z.iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (c, &v)| {
-                    if v > best.1 {
-                        (c, v)
-                    } else {
-                        best
-                    }
-                })
-                .0
+            z.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (c, &v)| if v > best.1 { (c, v) } else { best }).0
         }))
     }
 
     /// Class probabilities `[M, B, C]`: softmax(z)_c = exp(z_c − max z) / Σ_k exp(z_k − max z).
-    pub fn probabilities(
-        &self,
-        thetas: ArrayView2<'_, f32>,
-        x: ArrayView2<'_, f32>,
-    ) -> Result<Array3<f32>, Error> {
+    pub fn probabilities(&self, thetas: ArrayView2<'_, f32>, x: ArrayView2<'_, f32>) -> Result<Array3<f32>, Error> {
         let mut p = self.logits(thetas, x)?;
         for mut z in p.lanes_mut(Axis(2)) {
             let max = z.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
@@ -143,12 +121,7 @@ impl Mlp {
 
     /// Splits the M classifiers into consecutive chunks whose intermediate tensors (B·Σ h floats per classifier,
     /// twice with `keep`) stay near `CHUNK_BYTES`; within a chunk the first layer is one GEMM.
-    fn chunks(
-        &self,
-        m: usize,
-        batch: usize,
-        keep: bool,
-    ) -> impl Iterator<Item = std::ops::Range<usize>> {
+    fn chunks(&self, m: usize, batch: usize, keep: bool) -> impl Iterator<Item = std::ops::Range<usize>> {
         let widths: usize = self.layout.sizes()[1..].iter().sum();
         let per = (batch * widths * 4 * if keep { 2 } else { 1 }).max(1);
         let size = (CHUNK_BYTES / per).clamp(1, m);
@@ -158,17 +131,10 @@ impl Mlp {
     /// Validates shapes and values of `thetas` and `x`.
     fn check(&self, thetas: &ArrayView2<'_, f32>, x: &ArrayView2<'_, f32>) -> Result<(), Error> {
         if thetas.ncols() != self.layout.dim() {
-            return Err(Error::ThetaDim {
-                arch: self.layout.arch(),
-                expected: self.layout.dim(),
-                got: thetas.ncols(),
-            });
+            return Err(Error::ThetaDim { arch: self.layout.arch(), expected: self.layout.dim(), got: thetas.ncols() });
         }
         if x.ncols() != self.layout.n_inputs() {
-            return Err(Error::InputWidth {
-                expected: self.layout.n_inputs(),
-                got: x.ncols(),
-            });
+            return Err(Error::InputWidth { expected: self.layout.n_inputs(), got: x.ncols() });
         }
         if thetas.nrows() == 0 {
             return Err(Error::Empty { what: "thetas" });
@@ -181,13 +147,7 @@ impl Mlp {
     }
 
     /// Loss per classifier from the pass's logits; with `grad`, writes ∂L/∂logits `[M·C, B]` there.
-    fn head(
-        &self,
-        pass: &Pass,
-        m: usize,
-        targets: &Targets,
-        mut grad: Option<&mut Array2<f32>>,
-    ) -> Array1<f32> {
+    fn head(&self, pass: &Pass, m: usize, targets: &Targets, mut grad: Option<&mut Array2<f32>>) -> Array1<f32> {
         let c = self.n_classes();
         let logits = pass.logits();
         (0..m)
@@ -220,29 +180,15 @@ mod tests {
         let x = array![[1.0f32, 1.0], [2.0, 0.0]];
         let logits = mlp.logits(theta.view(), x.view()).unwrap();
         assert_eq!(logits, array![[[1.5f32, 0.0], [2.5, -2.0]]]);
-        assert_eq!(
-            mlp.predict(theta.view(), x.view()).unwrap(),
-            array![[0usize, 0]]
-        );
+        assert_eq!(mlp.predict(theta.view(), x.view()).unwrap(), array![[0usize, 0]]);
         // Ties go to the first class.
         let zero = Array2::zeros((1, mlp.layout.dim()));
-        assert_eq!(
-            mlp.predict(zero.view(), x.view()).unwrap(),
-            array![[0usize, 0]]
-        );
+        assert_eq!(mlp.predict(zero.view(), x.view()).unwrap(), array![[0usize, 0]]);
         // CE on row 0 with label 1 only (weights 1, 0): ∂L/∂b1 = softmax(1.5, 0) − e_1 = (p0, −p0), and the gradient of the
         // dead unit's incoming weights (unit 0 of layer 0 has z = 0, not > 0) is zero.
         let targets = Targets::new(vec![
-            Target {
-                label: 1,
-                kind: LossKind::Ce,
-                weight: 1.0,
-            },
-            Target {
-                label: 0,
-                kind: LossKind::Ce,
-                weight: 0.0,
-            },
+            Target { label: 1, kind: LossKind::Ce, weight: 1.0 },
+            Target { label: 0, kind: LossKind::Ce, weight: 0.0 },
         ]);
         let (loss, grad) = mlp.loss_and_grad(theta.view(), x.view(), &targets).unwrap();
         let p0 = 1.0 / (1.0 + (-1.5f32).exp());

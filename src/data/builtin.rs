@@ -18,13 +18,7 @@ use crate::rng::stream;
 pub const SPLIT_STREAM: u64 = 0x53_50_4c_49_54;
 
 /// The names [`DatasetSpec::from_str`] accepts.
-pub const DATASET_NAMES: &[&str] = &[
-    "uci-heart",
-    "digits",
-    "mnist",
-    "csv:PATH",
-    "csv:PATH#label=COLUMN",
-];
+pub const DATASET_NAMES: &[&str] = &["uci-heart", "digits", "mnist", "csv:PATH", "csv:PATH#label=COLUMN"];
 
 /// A data set by name; parses from and prints as `uci-heart`, `digits`, `mnist`, `csv:PATH` or
 /// `csv:PATH#label=COLUMN`, and is serialised as that string.
@@ -86,14 +80,8 @@ struct DataFile {
 
 #[cfg(feature = "embedded-data")]
 fn builtin_file(rel: &str) -> Result<DataFile> {
-    let (_, bytes) = EMBEDDED
-        .iter()
-        .find(|(name, _)| *name == rel)
-        .expect("every built-in file is embedded");
-    Ok(DataFile {
-        source: format!("embedded:{rel}"),
-        bytes: Cow::Borrowed(bytes),
-    })
+    let (_, bytes) = EMBEDDED.iter().find(|(name, _)| *name == rel).expect("every built-in file is embedded");
+    Ok(DataFile { source: format!("embedded:{rel}"), bytes: Cow::Borrowed(bytes) })
 }
 
 #[cfg(not(feature = "embedded-data"))]
@@ -107,10 +95,7 @@ fn builtin_file(rel: &str) -> Result<DataFile> {
 fn data_dir() -> (PathBuf, bool) {
     match std::env::var_os("WEIGHTFLOW_DATA_DIR") {
         Some(dir) => (PathBuf::from(dir), true),
-        None => (
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data")),
-            false,
-        ),
+        None => (PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data")), false),
     }
 }
 
@@ -118,16 +103,8 @@ fn data_dir() -> (PathBuf, bool) {
 fn file_from_dir(dir: &Path, rel: &str, from_env: bool) -> Result<DataFile> {
     let path = dir.join(rel);
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(DataFile {
-            source: path.display().to_string(),
-            bytes: Cow::Owned(bytes),
-        }),
-        Err(source) => Err(Error::BuiltinMissing {
-            file: rel.to_owned(),
-            path,
-            from_env,
-            source,
-        }),
+        Ok(bytes) => Ok(DataFile { source: path.display().to_string(), bytes: Cow::Owned(bytes) }),
+        Err(source) => Err(Error::BuiltinMissing { file: rel.to_owned(), path, from_env, source }),
     }
 }
 
@@ -143,10 +120,7 @@ impl DatasetSpec {
         let mut rng = stream(seed, SPLIT_STREAM);
         match self {
             DatasetSpec::UciHeart => {
-                let options = CsvOptions {
-                    header: CsvHeader::Named,
-                    label_column: LabelColumn::Name("label".into()),
-                };
+                let options = CsvOptions { header: CsvHeader::Named, label_column: LabelColumn::Name("label".into()) };
                 Ok(Splits {
                     train: builtin_csv(UCI_TRAIN, &options)?,
                     val: builtin_csv(UCI_VAL, &options)?,
@@ -155,29 +129,17 @@ impl DatasetSpec {
                 })
             }
             DatasetSpec::Digits => {
-                let options = CsvOptions {
-                    header: CsvHeader::Absent,
-                    label_column: LabelColumn::Last,
-                };
+                let options = CsvOptions { header: CsvHeader::Absent, label_column: LabelColumn::Last };
                 Splits::random(&builtin_csv(DIGITS, &options)?, [0.6, 0.2, 0.2], &mut rng)
             }
             DatasetSpec::Mnist => {
                 let (images, labels) = (builtin_file(MNIST_IMAGES)?, builtin_file(MNIST_LABELS)?);
-                let all =
-                    idx_dataset(&images.bytes, &images.source, &labels.bytes, &labels.source)?;
+                let all = idx_dataset(&images.bytes, &images.source, &labels.bytes, &labels.source)?;
                 Splits::random_sizes(&all, [7_000, 1_000, 2_000], &mut rng)
             }
             DatasetSpec::Csv { path, label_column } => {
-                let label_column = label_column
-                    .clone()
-                    .map_or(LabelColumn::Last, LabelColumn::Name);
-                let data = load_csv(
-                    path,
-                    &CsvOptions {
-                        header: CsvHeader::Auto,
-                        label_column,
-                    },
-                )?;
+                let label_column = label_column.clone().map_or(LabelColumn::Last, LabelColumn::Name);
+                let data = load_csv(path, &CsvOptions { header: CsvHeader::Auto, label_column })?;
                 Splits::random(&data, [0.6, 0.2, 0.2], &mut rng)
             }
         }
@@ -190,14 +152,8 @@ impl fmt::Display for DatasetSpec {
             DatasetSpec::UciHeart => f.write_str("uci-heart"),
             DatasetSpec::Digits => f.write_str("digits"),
             DatasetSpec::Mnist => f.write_str("mnist"),
-            DatasetSpec::Csv {
-                path,
-                label_column: None,
-            } => write!(f, "csv:{}", path.display()),
-            DatasetSpec::Csv {
-                path,
-                label_column: Some(c),
-            } => write!(f, "csv:{}#label={c}", path.display()),
+            DatasetSpec::Csv { path, label_column: None } => write!(f, "csv:{}", path.display()),
+            DatasetSpec::Csv { path, label_column: Some(c) } => write!(f, "csv:{}#label={c}", path.display()),
         }
     }
 }
@@ -206,10 +162,7 @@ impl FromStr for DatasetSpec {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        let unknown = || Error::UnknownDataset {
-            name: s.to_owned(),
-            accepted: DATASET_NAMES,
-        };
+        let unknown = || Error::UnknownDataset { name: s.to_owned(), accepted: DATASET_NAMES };
         match s {
             "uci-heart" => Ok(DatasetSpec::UciHeart),
             "digits" => Ok(DatasetSpec::Digits),
@@ -224,10 +177,7 @@ impl FromStr for DatasetSpec {
                 if path.is_empty() {
                     return Err(unknown());
                 }
-                Ok(DatasetSpec::Csv {
-                    path: path.into(),
-                    label_column,
-                })
+                Ok(DatasetSpec::Csv { path: path.into(), label_column })
             }
         }
     }
@@ -252,16 +202,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_round_trip_through_display_and_serde(
-    ) -> std::result::Result<(), Box<dyn std::error::Error>> {
-        for name in [
-            "uci-heart",
-            "digits",
-            "mnist",
-            "csv:a/b.csv",
-            "csv:x.csv#label=y",
-            "csv:a#b.csv",
-        ] {
+    fn names_round_trip_through_display_and_serde() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        for name in ["uci-heart", "digits", "mnist", "csv:a/b.csv", "csv:x.csv#label=y", "csv:a#b.csv"] {
             let spec: DatasetSpec = name.parse()?;
             assert_eq!(spec.to_string(), name);
             let json = serde_json::to_string(&spec)?;
@@ -269,13 +211,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<DatasetSpec>(&json)?, spec);
         }
         let spec: DatasetSpec = "csv:d/x.csv#label=y".parse()?;
-        assert_eq!(
-            spec,
-            DatasetSpec::Csv {
-                path: "d/x.csv".into(),
-                label_column: Some("y".into())
-            }
-        );
+        assert_eq!(spec, DatasetSpec::Csv { path: "d/x.csv".into(), label_column: Some("y".into()) });
         Ok(())
     }
 
@@ -288,32 +224,18 @@ mod tests {
                 format!("unknown data set {bad:?}: expected one of uci-heart, digits, mnist, csv:PATH, csv:PATH#label=COLUMN")
             );
         }
-        assert!(serde_json::from_str::<DatasetSpec>("\"cifar\"")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown data set"));
+        assert!(serde_json::from_str::<DatasetSpec>("\"cifar\"").unwrap_err().to_string().contains("unknown data set"));
     }
 
     #[test]
     fn missing_data_dir_names_where_it_looked() {
         let dir = tempfile::tempdir().unwrap();
-        let err = file_from_dir(dir.path(), MNIST_LABELS, true)
-            .err()
-            .expect("no such file");
+        let err = file_from_dir(dir.path(), MNIST_LABELS, true).err().expect("no such file");
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("mnist/t10k-labels-idx1-ubyte.gz: built-in data file not found at "),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(&dir.path().join(MNIST_LABELS).display().to_string()),
-            "{msg}"
-        );
+        assert!(msg.starts_with("mnist/t10k-labels-idx1-ubyte.gz: built-in data file not found at "), "{msg}");
+        assert!(msg.contains(&dir.path().join(MNIST_LABELS).display().to_string()), "{msg}");
         assert!(msg.contains("looked in $WEIGHTFLOW_DATA_DIR"), "{msg}");
         let (dir, _) = data_dir();
-        assert!(
-            file_from_dir(&dir, DIGITS, false).is_ok()
-                || std::env::var_os("WEIGHTFLOW_DATA_DIR").is_some()
-        );
+        assert!(file_from_dir(&dir, DIGITS, false).is_ok() || std::env::var_os("WEIGHTFLOW_DATA_DIR").is_some());
     }
 }

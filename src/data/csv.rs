@@ -54,9 +54,7 @@ fn fields(text: &str) -> Vec<&str> {
     text.split(',')
         .map(|f| {
             let f = f.trim();
-            f.strip_prefix('"')
-                .and_then(|g| g.strip_suffix('"'))
-                .unwrap_or(f)
+            f.strip_prefix('"').and_then(|g| g.strip_suffix('"')).unwrap_or(f)
         })
         .collect()
 }
@@ -64,15 +62,8 @@ fn fields(text: &str) -> Vec<&str> {
 fn lines<'a>(data: &'a [u8], file: &str) -> Result<Vec<Line<'a>>> {
     let mut out = Vec::new();
     for (i, raw) in data.split(|&b| b == b'\n').enumerate() {
-        let text = std::str::from_utf8(raw).map_err(|_| Error::CsvEncoding {
-            file: file.to_owned(),
-            line: i + 1,
-        })?;
-        let text = if i == 0 {
-            text.trim_start_matches('\u{feff}')
-        } else {
-            text
-        };
+        let text = std::str::from_utf8(raw).map_err(|_| Error::CsvEncoding { file: file.to_owned(), line: i + 1 })?;
+        let text = if i == 0 { text.trim_start_matches('\u{feff}') } else { text };
         let text = text.strip_suffix('\r').unwrap_or(text);
         if !text.trim().is_empty() {
             out.push((i + 1, text));
@@ -89,9 +80,7 @@ fn detect(lines: &[Line<'_>]) -> CsvHeader {
     let declared = first.get(1).and_then(|f| f.parse::<usize>().ok());
     let n_samples_ok = first[0].parse::<usize>().is_ok();
     match (n_samples_ok, declared, lines.get(1)) {
-        (true, Some(d), Some(second)) if d.checked_add(1) == Some(fields(second.1).len()) => {
-            CsvHeader::Sklearn
-        }
+        (true, Some(d), Some(second)) if d.checked_add(1) == Some(fields(second.1).len()) => CsvHeader::Sklearn,
         _ => CsvHeader::Named,
     }
 }
@@ -100,22 +89,12 @@ fn number(cell: &str, file: &str, line: usize, column: usize) -> Result<f32> {
     let err_cell = || (file.to_owned(), cell.to_owned());
     let v: f64 = cell.parse().map_err(|_| {
         let (file, cell) = err_cell();
-        Error::CsvNumber {
-            file,
-            line,
-            column,
-            cell,
-        }
+        Error::CsvNumber { file, line, column, cell }
     })?;
     let v32 = v as f32;
     if !v32.is_finite() {
         let (file, cell) = err_cell();
-        return Err(Error::CsvNotFinite {
-            file,
-            line,
-            column,
-            cell,
-        });
+        return Err(Error::CsvNotFinite { file, line, column, cell });
     }
     Ok(v32)
 }
@@ -124,13 +103,7 @@ fn label(cell: &str, max: usize, file: &str, line: usize, column: usize) -> Resu
     match cell.parse::<f64>() {
         // `max` is at most 2^16, so the comparison in f64 is exact.
         Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < max as f64 => Ok(v as usize),
-        _ => Err(Error::CsvLabel {
-            file: file.to_owned(),
-            line,
-            column,
-            max,
-            cell: cell.to_owned(),
-        }),
+        _ => Err(Error::CsvLabel { file: file.to_owned(), line, column, max, cell: cell.to_owned() }),
     }
 }
 
@@ -138,12 +111,7 @@ fn label(cell: &str, max: usize, file: &str, line: usize, column: usize) -> Resu
 fn sklearn_header(first: &[&str], file: &str, line: usize) -> Result<(usize, usize, Vec<String>)> {
     let int = |k: usize| -> Result<usize> {
         let cell = first.get(k).copied().unwrap_or("");
-        cell.parse().map_err(|_| Error::CsvNumber {
-            file: file.to_owned(),
-            line,
-            column: k + 1,
-            cell: cell.to_owned(),
-        })
+        cell.parse().map_err(|_| Error::CsvNumber { file: file.to_owned(), line, column: k + 1, cell: cell.to_owned() })
     };
     let (n_samples, n_features) = (int(0)?, int(1)?);
     let n_fields = n_features.checked_add(1).ok_or_else(|| Error::CsvNumber {
@@ -152,11 +120,7 @@ fn sklearn_header(first: &[&str], file: &str, line: usize) -> Result<(usize, usi
         column: 2,
         cell: first[1].to_owned(),
     })?;
-    Ok((
-        n_samples,
-        n_fields,
-        first[2..].iter().map(|s| s.to_string()).collect(),
-    ))
+    Ok((n_samples, n_fields, first[2..].iter().map(|s| s.to_string()).collect()))
 }
 
 /// A data set from the bytes of a CSV file (raw or gzip); `file` names it in errors and becomes the source.
@@ -177,10 +141,7 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
     let data = maybe_gunzip(bytes, file)?;
     let lines = lines(&data, file)?;
     if lines.is_empty() {
-        return Err(Error::Empty {
-            file: file.to_owned(),
-            what: "empty file, expected a header or data rows",
-        });
+        return Err(Error::Empty { file: file.to_owned(), what: "empty file, expected a header or data rows" });
     }
     let header = match options.header {
         CsvHeader::Auto => detect(&lines),
@@ -196,13 +157,7 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
         }
         CsvHeader::Sklearn | CsvHeader::Auto => {
             let (n_samples, n_fields, classes) = sklearn_header(&first, file, lines[0].0)?;
-            (
-                Vec::new(),
-                Some(classes).filter(|c| !c.is_empty()),
-                Some(n_samples),
-                n_fields,
-                &lines[1..],
-            )
+            (Vec::new(), Some(classes).filter(|c| !c.is_empty()), Some(n_samples), n_fields, &lines[1..])
         }
     };
     if rows.is_empty() {
@@ -230,12 +185,7 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
             LabelColumn::Index(i) => format!("index {i}"),
             LabelColumn::Last => unreachable!("the last column always exists"),
         };
-        return Err(Error::CsvLabelColumn {
-            file: file.to_owned(),
-            wanted,
-            columns: names,
-            n_columns: n_fields,
-        });
+        return Err(Error::CsvLabelColumn { file: file.to_owned(), wanted, columns: names, n_columns: n_fields });
     };
     let max = classes.as_ref().map_or(MAX_CLASSES, Vec::len);
 
@@ -247,12 +197,7 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
     for &(line, text) in rows {
         let cells = fields(text);
         if cells.len() != n_fields {
-            return Err(Error::CsvRagged {
-                file: file.to_owned(),
-                line,
-                expected: n_fields,
-                found: cells.len(),
-            });
+            return Err(Error::CsvRagged { file: file.to_owned(), line, expected: n_fields, found: cells.len() });
         }
         for (j, cell) in cells.iter().enumerate() {
             if j == label_col {
@@ -267,12 +212,7 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
     let feature_names = if names.is_empty() {
         default_feature_names(d)
     } else {
-        names
-            .into_iter()
-            .enumerate()
-            .filter(|&(j, _)| j != label_col)
-            .map(|(_, n)| n)
-            .collect()
+        names.into_iter().enumerate().filter(|&(j, _)| j != label_col).map(|(_, n)| n).collect()
     };
     Dataset::new(x, y, n_classes, file)?.with_feature_names(feature_names)
 }
@@ -299,10 +239,7 @@ mod tests {
         assert_eq!((named.y.clone(), named.n_classes), (vec![0, 1], 2));
 
         let absent = parse("1,2,3\n4,5,0")?;
-        assert_eq!(
-            (absent.len(), absent.n_features(), absent.n_classes),
-            (2, 2, 4)
-        );
+        assert_eq!((absent.len(), absent.n_features(), absent.n_classes), (2, 2, 4));
         assert_eq!(absent.feature_names, ["x0", "x1"]);
 
         let sk = parse("2,2,a,b,c\n1,2,0\n3,4,1\n")?;
@@ -312,67 +249,36 @@ mod tests {
 
     #[test]
     fn label_column_by_name_and_index() -> Result<()> {
-        let opts = CsvOptions {
-            label_column: LabelColumn::Name("y".into()),
-            ..Default::default()
-        };
+        let opts = CsvOptions { label_column: LabelColumn::Name("y".into()), ..Default::default() };
         let ds = parse_csv(b"y,a,b\n1,2,3\n", "t.csv", &opts)?;
-        assert_eq!(
-            (ds.y.clone(), ds.feature_names.clone()),
-            (vec![1], vec!["a".to_string(), "b".to_string()])
-        );
-        let opts = CsvOptions {
-            label_column: LabelColumn::Index(0),
-            header: CsvHeader::Absent,
-        };
+        assert_eq!((ds.y.clone(), ds.feature_names.clone()), (vec![1], vec!["a".to_string(), "b".to_string()]));
+        let opts = CsvOptions { label_column: LabelColumn::Index(0), header: CsvHeader::Absent };
         let ds = parse_csv(b"2,5,6\n", "t.csv", &opts)?;
         assert_eq!((ds.y.clone(), ds.n_classes), (vec![2], 3));
-        let opts = CsvOptions {
-            label_column: LabelColumn::Index(3),
-            header: CsvHeader::Absent,
-        };
+        let opts = CsvOptions { label_column: LabelColumn::Index(3), header: CsvHeader::Absent };
         let err = parse_csv(b"2,5,6\n", "t.csv", &opts).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.csv:1: expected a label column index 3, found no header and 3 columns"
-        );
+        assert_eq!(err.to_string(), "t.csv:1: expected a label column index 3, found no header and 3 columns");
         Ok(())
     }
 
     #[test]
     fn sklearn_header_is_checked() {
         let err = parse("3,2,a,b\n1,2,0\n3,4,1\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.csv:1: sklearn header: expected 3 data rows, found 2"
-        );
+        assert_eq!(err.to_string(), "t.csv:1: sklearn header: expected 3 data rows, found 2");
         let err = parse("2,2,a,b\n1,2,0\n3,4,2\n").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.csv:3: column 3: expected a class label, an integer in 0..2, found \"2\""
-        );
+        assert_eq!(err.to_string(), "t.csv:3: column 3: expected a class label, an integer in 0..2, found \"2\"");
     }
 
     #[test]
     fn forced_sklearn_header_with_huge_feature_count_fails_without_allocating() {
-        let opts = CsvOptions {
-            header: CsvHeader::Sklearn,
-            ..Default::default()
-        };
+        let opts = CsvOptions { header: CsvHeader::Sklearn, ..Default::default() };
         let err = parse_csv(b"1,1000000000000000,a\n1,0\n", "t.csv", &opts).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t.csv:2: expected 1000000000000001 fields, found 2"
-        );
+        assert_eq!(err.to_string(), "t.csv:2: expected 1000000000000001 fields, found 2");
     }
 
     #[test]
     fn label_above_the_cap_is_rejected() {
         let err = parse("1,65536\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("integer in 0..65536, found \"65536\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("integer in 0..65536, found \"65536\""), "{err}");
     }
 }

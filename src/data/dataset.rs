@@ -30,12 +30,7 @@ pub fn default_feature_names(d: usize) -> Vec<String> {
 
 impl Dataset {
     /// A data set with generated feature names, after checking that `y` has one label below `n_classes` per row.
-    pub fn new(
-        x: Array2<f32>,
-        y: Vec<usize>,
-        n_classes: usize,
-        source: impl Into<String>,
-    ) -> Result<Self> {
+    pub fn new(x: Array2<f32>, y: Vec<usize>, n_classes: usize, source: impl Into<String>) -> Result<Self> {
         let source = source.into();
         if y.len() != x.nrows() {
             return Err(Error::Shape {
@@ -46,21 +41,10 @@ impl Dataset {
             });
         }
         if let Some((row, &label)) = y.iter().enumerate().find(|(_, &l)| l >= n_classes) {
-            return Err(Error::LabelRange {
-                file: source,
-                row,
-                label,
-                n_classes,
-            });
+            return Err(Error::LabelRange { file: source, row, label, n_classes });
         }
         let feature_names = default_feature_names(x.ncols());
-        Ok(Dataset {
-            x,
-            y,
-            n_classes,
-            feature_names,
-            source,
-        })
+        Ok(Dataset { x, y, n_classes, feature_names, source })
     }
 
     /// The same data set with these feature names, one per column.
@@ -136,19 +120,11 @@ mod tests {
         assert_eq!(sub.y, [1, 0]);
 
         let err = Dataset::new(x.clone(), vec![0, 3, 1], 3, "t").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t: row 1: expected a label below 3, found 3"
-        );
+        assert_eq!(err.to_string(), "t: row 1: expected a label below 3, found 3");
         let err = Dataset::new(x, vec![0], 3, "t").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "t: labels (one per row of x): expected 3, found 1"
-        );
+        assert_eq!(err.to_string(), "t: labels (one per row of x): expected 3, found 1");
         let err = ds.with_feature_names(vec!["a".into()]).unwrap_err();
-        assert!(err
-            .to_string()
-            .contains("feature names (one per column of x): expected 2, found 1"));
+        assert!(err.to_string().contains("feature names (one per column of x): expected 2, found 1"));
         Ok(())
     }
 }

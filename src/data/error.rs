@@ -112,9 +112,7 @@ pub enum Error {
         extra: usize,
     },
     /// An images file and a labels file disagree on the number of items.
-    #[error(
-        "{labels_file}: expected {images} labels (one per image of {images_file}), found {labels}"
-    )]
+    #[error("{labels_file}: expected {images} labels (one per image of {images_file}), found {labels}")]
     IdxCount {
         /// The images file.
         images_file: String,
@@ -308,9 +306,6 @@ fn found_columns(columns: &[String], n_columns: usize) -> String {
 
 impl Error {
     pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
-        Error::Io {
-            file: path.display().to_string(),
-            source,
-        }
+        Error::Io { file: path.display().to_string(), source }
     }
 }

@@ -23,11 +23,7 @@ pub fn maybe_gunzip<'a>(bytes: &'a [u8], file: &str) -> Result<Cow<'a, [u8]>> {
     let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
     match decoder.read_to_end(&mut out) {
         Ok(_) => Ok(Cow::Owned(out)),
-        Err(source) => Err(Error::Gzip {
-            file: file.to_owned(),
-            decoded: out.len(),
-            source,
-        }),
+        Err(source) => Err(Error::Gzip { file: file.to_owned(), decoded: out.len(), source }),
     }
 }
 
@@ -56,11 +52,7 @@ mod tests {
         let gz = gzip(&data);
         for cut in 2..gz.len() {
             let err = maybe_gunzip(&gz[..cut], "f.gz").expect_err("a truncated stream must fail");
-            assert!(
-                err.to_string()
-                    .starts_with("f.gz: truncated or corrupt gzip stream"),
-                "{err}"
-            );
+            assert!(err.to_string().starts_with("f.gz: truncated or corrupt gzip stream"), "{err}");
         }
     }
 }

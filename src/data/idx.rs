@@ -31,42 +31,22 @@ struct Raw<'a> {
 }
 
 fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    u32::from_be_bytes([
-        bytes[offset],
-        bytes[offset + 1],
-        bytes[offset + 2],
-        bytes[offset + 3],
-    ])
+    u32::from_be_bytes([bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]])
 }
 
 fn parse_raw<'a>(bytes: &'a [u8], file: &str, decompressed: bool, magic: u32) -> Result<Raw<'a>> {
     let file = || file.to_owned();
     if bytes.len() < 4 {
-        return Err(Error::IdxHeader {
-            file: file(),
-            decompressed,
-            expected: 4,
-            found: bytes.len(),
-        });
+        return Err(Error::IdxHeader { file: file(), decompressed, expected: 4, found: bytes.len() });
     }
     let found = read_u32(bytes, 0);
     if found != magic {
-        return Err(Error::IdxMagic {
-            file: file(),
-            decompressed,
-            expected: magic,
-            found,
-        });
+        return Err(Error::IdxMagic { file: file(), decompressed, expected: magic, found });
     }
     let ndims = (magic & 0xff) as usize;
     let header = 4 + 4 * ndims;
     if bytes.len() < header {
-        return Err(Error::IdxHeader {
-            file: file(),
-            decompressed,
-            expected: header,
-            found: bytes.len(),
-        });
+        return Err(Error::IdxHeader { file: file(), decompressed, expected: header, found: bytes.len() });
     }
     let dims32: Vec<u32> = (0..ndims).map(|k| read_u32(bytes, 4 + 4 * k)).collect();
     // The product of the non-zero dimensions bounds every dimension and every partial product (the features
@@ -77,11 +57,7 @@ fn parse_raw<'a>(bytes: &'a [u8], file: &str, decompressed: bool, magic: u32) ->
         .try_fold(1u64, |acc, &d| acc.checked_mul(u64::from(d)))
         .filter(|&p| p <= isize::MAX as u64);
     let Some(nonzero) = nonzero else {
-        return Err(Error::IdxOverflow {
-            file: file(),
-            decompressed,
-            dims: dims32,
-        });
+        return Err(Error::IdxOverflow { file: file(), decompressed, dims: dims32 });
     };
     let expected = if dims32.contains(&0) { 0 } else { nonzero };
     let data = &bytes[header..];
@@ -100,12 +76,7 @@ fn parse_raw<'a>(bytes: &'a [u8], file: &str, decompressed: bool, magic: u32) ->
         }
     };
     if data.len() > len {
-        return Err(Error::IdxTrailing {
-            file: file(),
-            decompressed,
-            offset: header + len,
-            extra: data.len() - len,
-        });
+        return Err(Error::IdxTrailing { file: file(), decompressed, offset: header + len, extra: data.len() - len });
     }
     // Each dimension is at most `nonzero <= isize::MAX`.
     let dims = dims32.iter().map(|&d| d as usize).collect();
@@ -130,8 +101,7 @@ pub fn parse_idx_images(bytes: &[u8], file: &str) -> Result<IdxImages> {
     let raw = parse_raw(&bytes_owned, file, is_gzip(bytes), IDX_IMAGES_MAGIC)?;
     let (n, rows, cols) = (raw.dims[0], raw.dims[1], raw.dims[2]);
     let values = raw.data.iter().map(|&b| f32::from(b)).collect();
-    let pixels = Array2::from_shape_vec((n, rows * cols), values)
-        .expect("length checked against the header");
+    let pixels = Array2::from_shape_vec((n, rows * cols), values).expect("length checked against the header");
     Ok(IdxImages { pixels, rows, cols })
 }
 
@@ -144,12 +114,7 @@ pub fn parse_idx_labels(bytes: &[u8], file: &str) -> Result<Vec<usize>> {
 
 /// A data set from the bytes of an images file and a labels file (raw or gzip), which must hold as many items.
 /// Classes are `max label + 1`; features are named `x0`…; the source is `images_file`.
-pub fn idx_dataset(
-    images: &[u8],
-    images_file: &str,
-    labels: &[u8],
-    labels_file: &str,
-) -> Result<Dataset> {
+pub fn idx_dataset(images: &[u8], images_file: &str, labels: &[u8], labels_file: &str) -> Result<Dataset> {
     let images_parsed = parse_idx_images(images, images_file)?;
     let y = parse_idx_labels(labels, labels_file)?;
     if y.len() != images_parsed.pixels.nrows() {
@@ -180,12 +145,7 @@ pub fn load_idx_labels(path: &Path) -> Result<Vec<usize>> {
 
 /// [`idx_dataset`] of the files at `images` and `labels`.
 pub fn load_idx(images: &Path, labels: &Path) -> Result<Dataset> {
-    idx_dataset(
-        &read(images)?,
-        &images.display().to_string(),
-        &read(labels)?,
-        &labels.display().to_string(),
-    )
+    idx_dataset(&read(images)?, &images.display().to_string(), &read(labels)?, &labels.display().to_string())
 }
 
 #[cfg(test)]
@@ -208,10 +168,7 @@ mod tests {
         lab.extend_from_slice(&[3, 1]);
         let ds = idx_dataset(&img, "i", &lab, "l")?;
         assert_eq!(ds.x, ndarray::array![[0.0f32, 1.0, 255.0], [9.0, 8.0, 7.0]]);
-        assert_eq!(
-            (ds.y.clone(), ds.n_classes, ds.source.as_str()),
-            (vec![3, 1], 4, "i")
-        );
+        assert_eq!((ds.y.clone(), ds.n_classes, ds.source.as_str()), (vec![3, 1], 4, "i"));
         Ok(())
     }
 
@@ -226,11 +183,7 @@ mod tests {
         );
         let img = header(IDX_IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX]);
         let err = parse_idx_images(&img, "huge").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("huge: byte offset 4: IDX dimensions"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("huge: byte offset 4: IDX dimensions"), "{err}");
     }
 
     #[test]
@@ -238,9 +191,6 @@ mod tests {
         let mut lab = header(IDX_LABELS_MAGIC, &[2]);
         lab.extend_from_slice(&[3, 1, 0]);
         let err = parse_idx_labels(&lab, "l").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "l: 1 trailing bytes at byte offset 10, expected end of file"
-        );
+        assert_eq!(err.to_string(), "l: 1 trailing bytes at byte offset 10, expected end of file");
     }
 }

@@ -34,8 +34,8 @@ pub use dataset::{default_feature_names, Dataset};
 pub use error::{Error, Result};
 pub use gzip::{is_gzip, maybe_gunzip, GZIP_MAGIC};
 pub use idx::{
-    idx_dataset, load_idx, load_idx_images, load_idx_labels, parse_idx_images, parse_idx_labels,
-    IdxImages, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    idx_dataset, load_idx, load_idx_images, load_idx_labels, parse_idx_images, parse_idx_labels, IdxImages,
+    IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 pub use split::{split_indices, split_sizes, Splits};
 pub use standardize::Standardizer;

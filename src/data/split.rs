@@ -76,26 +76,15 @@ pub fn split_sizes(n: usize, sizes: &[usize], rng: &mut Rng) -> Result<Vec<Vec<u
 /// returned in ascending order, so a part is a subsequence of the file. The same seed gives the same split.
 pub fn split_indices(n: usize, fractions: &[f64], rng: &mut Rng) -> Result<Vec<Vec<usize>>> {
     let sum: f64 = fractions.iter().sum();
-    if fractions.is_empty()
-        || fractions.iter().any(|f| !(f.is_finite() && *f >= 0.0))
-        || (sum - 1.0).abs() > 1e-9
-    {
-        return Err(Error::Split {
-            n,
-            expected: "non-negative fractions summing to 1",
-            found: fractions.to_vec(),
-        });
+    if fractions.is_empty() || fractions.iter().any(|f| !(f.is_finite() && *f >= 0.0)) || (sum - 1.0).abs() > 1e-9 {
+        return Err(Error::Split { n, expected: "non-negative fractions summing to 1", found: fractions.to_vec() });
     }
     let mut cum = 0.0;
     let mut prev = 0usize;
     let mut sizes = Vec::with_capacity(fractions.len());
     for (i, f) in fractions.iter().enumerate() {
         cum += f;
-        let cut = if i + 1 == fractions.len() {
-            n
-        } else {
-            ((n as f64 * cum).round() as usize).clamp(prev, n)
-        };
+        let cut = if i + 1 == fractions.len() { n } else { ((n as f64 * cum).round() as usize).clamp(prev, n) };
         sizes.push(cut - prev);
         prev = cut;
     }
@@ -110,10 +99,7 @@ mod tests {
     #[test]
     fn rounding_matches_the_docs() -> Result<()> {
         let parts = split_indices(1797, &[0.6, 0.2, 0.2], &mut rng(0))?;
-        assert_eq!(
-            parts.iter().map(Vec::len).collect::<Vec<_>>(),
-            [1078, 360, 359]
-        );
+        assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [1078, 360, 359]);
         let parts = split_indices(10, &[0.0, 1.0], &mut rng(0))?;
         assert_eq!(parts[1], (0..10).collect::<Vec<_>>());
         Ok(())
@@ -122,17 +108,11 @@ mod tests {
     #[test]
     fn bad_fractions_and_sizes() {
         let err = split_indices(5, &[0.5, 0.6], &mut rng(0)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "split of 5 rows: expected non-negative fractions summing to 1, found [0.5, 0.6]"
-        );
+        assert_eq!(err.to_string(), "split of 5 rows: expected non-negative fractions summing to 1, found [0.5, 0.6]");
         assert!(split_indices(5, &[1.5, -0.5], &mut rng(0)).is_err());
         assert!(split_indices(5, &[], &mut rng(0)).is_err());
         let err = split_sizes(5, &[3, 3], &mut rng(0)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "split of 5 rows: expected sizes adding up to at most n, found [3.0, 3.0]"
-        );
+        assert_eq!(err.to_string(), "split of 5 rows: expected sizes adding up to at most n, found [3.0, 3.0]");
         assert!(split_sizes(5, &[usize::MAX, 2], &mut rng(0)).is_err());
     }
 }

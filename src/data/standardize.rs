@@ -37,18 +37,10 @@ impl Standardizer {
         let mut std = Vec::with_capacity(x.ncols());
         for col in x.axis_iter(Axis(1)) {
             let mu = col.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
-            let var = col
-                .iter()
-                .map(|&v| (f64::from(v) - mu).powi(2))
-                .sum::<f64>()
-                / n as f64;
+            let var = col.iter().map(|&v| (f64::from(v) - mu).powi(2)).sum::<f64>() / n as f64;
             let sigma = var.sqrt();
             mean.push(mu as f32);
-            std.push(if sigma < Self::MIN_STD {
-                1.0
-            } else {
-                sigma as f32
-            });
+            std.push(if sigma < Self::MIN_STD { 1.0 } else { sigma as f32 });
         }
         Ok(Standardizer { mean, std })
     }
@@ -62,28 +54,17 @@ impl Standardizer {
         if self.std.len() != self.mean.len() {
             return Err(Error::Standardizer {
                 file: "<standardizer>".into(),
-                reason: format!(
-                    "expected as many std as mean entries ({}), found {}",
-                    self.mean.len(),
-                    self.std.len()
-                ),
+                reason: format!("expected as many std as mean entries ({}), found {}", self.mean.len(), self.std.len()),
             });
         }
         if let Some(j) = self.std.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
             return Err(Error::Standardizer {
                 file: "<standardizer>".into(),
-                reason: format!(
-                    "feature {j}: expected a positive finite std, found {}",
-                    self.std[j]
-                ),
+                reason: format!("feature {j}: expected a positive finite std, found {}", self.std[j]),
             });
         }
         if found != self.n_features() {
-            return Err(Error::FeatureCount {
-                file: file.to_owned(),
-                expected: self.n_features(),
-                found,
-            });
+            return Err(Error::FeatureCount { file: file.to_owned(), expected: self.n_features(), found });
         }
         Ok(())
     }
@@ -125,18 +106,9 @@ mod tests {
     #[test]
     fn rejects_empty_and_broken_statistics() {
         let err = Standardizer::fit(&Array2::zeros((0, 3))).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "<array>: expected at least one row to fit, found 0"
-        );
-        let s = Standardizer {
-            mean: vec![0.0, 0.0],
-            std: vec![1.0, 0.0],
-        };
+        assert_eq!(err.to_string(), "<array>: expected at least one row to fit, found 0");
+        let s = Standardizer { mean: vec![0.0, 0.0], std: vec![1.0, 0.0] };
         let err = s.apply(&mut Array2::zeros((1, 2))).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "<standardizer>: feature 1: expected a positive finite std, found 0"
-        );
+        assert_eq!(err.to_string(), "<standardizer>: feature 1: expected a positive finite std, found 0");
     }
 }

@@ -6,11 +6,7 @@ use crate::rng::{stream, Rng};
 
 fn check(pool: &Dataset, n: usize) -> Result<()> {
     if n == 0 || n > pool.len() {
-        return Err(Error::WindowSize {
-            file: pool.source.clone(),
-            requested: n,
-            available: pool.len(),
-        });
+        return Err(Error::WindowSize { file: pool.source.clone(), requested: n, available: pool.len() });
     }
     Ok(())
 }
@@ -89,9 +85,6 @@ mod tests {
     #[test]
     fn empty_window_is_an_error() {
         let err = sample_window(&pool(3), 0, &mut rng(0)).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "pool.csv: expected a window size in 1..=3 (distinct rows of the pool), found 0"
-        );
+        assert_eq!(err.to_string(), "pool.csv: expected a window size in 1..=3 (distinct rows of the pool), found 0");
     }
 }

@@ -28,35 +28,22 @@ pub fn align_trajectories(
     }
     if reference_run >= r {
         return Err(Error::Config {
-            field: "reference_run",
-            reason: format!("{reference_run} ≥ number of runs {r}"),
+            field: "reference_run", reason: format!("{reference_run} ≥ number of runs {r}")
         });
     }
-    let reference: Array2<f32> = trajectories
-        .slice(s![reference_run..reference_run + 1, k1 - 1, ..])
-        .to_owned();
+    let reference: Array2<f32> = trajectories.slice(s![reference_run..reference_run + 1, k1 - 1, ..]).to_owned();
     let mut buf = vec![0f32; d];
     for run in 0..r {
         if run == reference_run {
             continue;
         }
         let fin = trajectories.slice(s![run..run + 1, k1 - 1, ..]);
-        let perm = weight_matching(
-            layout,
-            reference.view(),
-            fin,
-            MatchingConfig::default(),
-            rng,
-        )?;
+        let perm = weight_matching(layout, reference.view(), fin, MatchingConfig::default(), rng)?;
         for k in 0..k1 {
             let mut row = trajectories.slice_mut(s![run, k, ..]);
-            let theta = row
-                .as_slice()
-                .expect("rows of a standard-layout array are contiguous");
+            let theta = row.as_slice().expect("rows of a standard-layout array are contiguous");
             permute(layout, theta, &perm, &mut buf)?;
-            row.as_slice_mut()
-                .expect("contiguous")
-                .copy_from_slice(&buf);
+            row.as_slice_mut().expect("contiguous").copy_from_slice(&buf);
         }
     }
     Ok(())
@@ -84,17 +71,12 @@ mod tests {
             for k in 0..3 {
                 let mut out = vec![0f32; d];
                 permute(&layout, base.row(k).as_slice().unwrap(), &p, &mut out).unwrap();
-                traj.slice_mut(s![run, k, ..])
-                    .assign(&ndarray::ArrayView1::from(&out));
+                traj.slice_mut(s![run, k, ..]).assign(&ndarray::ArrayView1::from(&out));
             }
         }
         align_trajectories(&layout, &mut traj, 0, &mut r).unwrap();
         for run in 1..4 {
-            assert_eq!(
-                traj.slice(s![run, .., ..]),
-                traj.slice(s![0, .., ..]),
-                "run {run}"
-            );
+            assert_eq!(traj.slice(s![run, .., ..]), traj.slice(s![0, .., ..]), "run {run}");
         }
         assert!(align_trajectories(&layout, &mut traj, 4, &mut r).is_err());
     }

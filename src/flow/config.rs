@@ -96,16 +96,10 @@ impl MetaTrainConfig {
             });
         }
         if self.steps == 0 {
-            return Err(Error::Config {
-                field: "steps",
-                reason: "must be ≥ 1".into(),
-            });
+            return Err(Error::Config { field: "steps", reason: "must be ≥ 1".into() });
         }
         if self.batch_size == 0 {
-            return Err(Error::Config {
-                field: "batch_size",
-                reason: "must be ≥ 1".into(),
-            });
+            return Err(Error::Config { field: "batch_size", reason: "must be ≥ 1".into() });
         }
         if k == 0 {
             return Err(Error::Config {
@@ -124,35 +118,22 @@ impl MetaTrainConfig {
             });
         }
         if self.lr.is_nan() || self.lr <= 0.0 || !self.lr.is_finite() {
-            return Err(Error::Config {
-                field: "lr",
-                reason: format!("must be positive, got {}", self.lr),
-            });
+            return Err(Error::Config { field: "lr", reason: format!("must be positive, got {}", self.lr) });
         }
         if let Some(d) = self.ema_decay {
             if !(0.0..1.0).contains(&d) {
-                return Err(Error::Config {
-                    field: "ema_decay",
-                    reason: format!("must lie in [0, 1), got {d}"),
-                });
+                return Err(Error::Config { field: "ema_decay", reason: format!("must lie in [0, 1), got {d}") });
             }
         }
         if self.sigma.is_nan() || self.sigma < 0.0 {
-            return Err(Error::Config {
-                field: "sigma",
-                reason: format!("must be ≥ 0, got {}", self.sigma),
-            });
+            return Err(Error::Config { field: "sigma", reason: format!("must be ≥ 0, got {}", self.sigma) });
         }
         Ok(())
     }
 
     /// The checkpoint indices of the marginals used: 0, the chosen intermediates, K (CFM: 0 and K).
     pub fn knots(&self, k: usize) -> Vec<usize> {
-        let inter = if self.objective == Objective::Cfm {
-            0
-        } else {
-            self.intermediates.min(k.saturating_sub(1))
-        };
+        let inter = if self.objective == Objective::Cfm { 0 } else { self.intermediates.min(k.saturating_sub(1)) };
         knots(k, inter)
     }
 }
@@ -186,22 +167,12 @@ mod tests {
 
     #[test]
     fn serde_names_are_kebab_case_and_bad_settings_are_refused() {
-        let s = serde_json::to_string(&(Objective::Mmfm, Coupling::Trajectory, LrSchedule::Cosine))
-            .unwrap();
+        let s = serde_json::to_string(&(Objective::Mmfm, Coupling::Trajectory, LrSchedule::Cosine)).unwrap();
         assert_eq!(s, r#"["mmfm","trajectory","cosine"]"#);
-        let c = MetaTrainConfig {
-            objective: Objective::Jko,
-            intermediates: 3,
-            ..Default::default()
-        };
-        assert!(c
-            .validate(3)
-            .unwrap_err()
-            .to_string()
-            .contains("intermediates"));
+        let c = MetaTrainConfig { objective: Objective::Jko, intermediates: 3, ..Default::default() };
+        assert!(c.validate(3).unwrap_err().to_string().contains("intermediates"));
         assert!(c.validate(4).is_ok());
-        let back: MetaTrainConfig =
-            serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        let back: MetaTrainConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
     }
 }

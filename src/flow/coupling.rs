@@ -39,11 +39,7 @@ pub fn squared_distances(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f64> 
 /// # Panics
 /// If the batches differ in size or dimension (callers draw both).
 pub fn ot_pairing(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Vec<usize> {
-    assert_eq!(
-        a.dim(),
-        b.dim(),
-        "OT coupling needs two batches of the same shape"
-    );
+    assert_eq!(a.dim(), b.dim(), "OT coupling needs two batches of the same shape");
     let n = a.nrows();
     let c = squared_distances(a, b);
     let cost: Vec<f64> = c.iter().copied().collect();
@@ -92,14 +88,8 @@ mod tests {
                 let ot = total(a.view(), b.view(), &sigma);
                 let identity: Vec<usize> = (0..n).collect();
                 assert!(ot <= total(a.view(), b.view(), &identity) + 1e-9);
-                let best = permutations(n)
-                    .iter()
-                    .map(|p| total(a.view(), b.view(), p))
-                    .fold(f64::INFINITY, f64::min);
-                assert!(
-                    (ot - best).abs() < 1e-9,
-                    "n={n}: {ot} vs brute force {best}"
-                );
+                let best = permutations(n).iter().map(|p| total(a.view(), b.view(), p)).fold(f64::INFINITY, f64::min);
+                assert!((ot - best).abs() < 1e-9, "n={n}: {ot} vs brute force {best}");
             }
         }
     }

@@ -86,19 +86,12 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| Error::Io { op, path: path.to_path_buf(), source }
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("rename", path))
@@ -131,29 +124,18 @@ impl MetaModel {
     fn weight_bytes(&self) -> Result<Vec<u8>> {
         let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (name, t) in self.weights() {
-            let vals = t
-                .flatten_all()
-                .and_then(|f| f.to_vec1::<f32>())
-                .op("read weights")?;
-            owned.push((
-                name.clone(),
-                t.dims().to_vec(),
-                vals.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ));
+            let vals = t.flatten_all().and_then(|f| f.to_vec1::<f32>()).op("read weights")?;
+            owned.push((name.clone(), t.dims().to_vec(), vals.iter().flat_map(|v| v.to_le_bytes()).collect()));
         }
         owned.sort_by(|a, b| a.0.cmp(&b.0));
         let path = PathBuf::from(META_WEIGHTS);
         let views = owned
             .iter()
             .map(|(n, shape, bytes)| {
-                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes)
-                    .map(|v| (n.clone(), v))
+                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v))
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| Error::Safetensors {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::Safetensors { path: path.clone(), source })?;
         safetensors::serialize(views, None).map_err(|source| Error::Safetensors { path, source })
     }
 
@@ -166,10 +148,8 @@ impl MetaModel {
         write_atomic(&dir.join(META_WEIGHTS), &bytes)?;
         let manifest = self.manifest(activation, digest);
         let json_path = dir.join(META_MANIFEST);
-        let mut json = serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json {
-            path: json_path.clone(),
-            source,
-        })?;
+        let mut json =
+            serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json { path: json_path.clone(), source })?;
         json.push(b'\n');
         write_atomic(&json_path, &json)
     }
@@ -182,17 +162,10 @@ impl MetaModel {
         // Check format and version on a loose parse first, so that a newer file says so instead of failing
         // on a field this build does not know.
         let loose: serde_json::Value =
-            serde_json::from_slice(&json).map_err(|source| Error::Json {
-                path: json_path.clone(),
-                source,
-            })?;
+            serde_json::from_slice(&json).map_err(|source| Error::Json { path: json_path.clone(), source })?;
         let format = loose.get("format").and_then(|v| v.as_str()).unwrap_or("");
         if format != META_FORMAT {
-            return Err(Error::Format {
-                path: json_path,
-                expected: META_FORMAT,
-                got: format.into(),
-            });
+            return Err(Error::Format { path: json_path, expected: META_FORMAT, got: format.into() });
         }
         let version = loose.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
         if version != u64::from(META_VERSION) {
@@ -202,14 +175,9 @@ impl MetaModel {
                 got: version.try_into().unwrap_or(u32::MAX),
             });
         }
-        let m: MetaManifest = serde_json::from_value(loose).map_err(|source| Error::Json {
-            path: json_path.clone(),
-            source,
-        })?;
-        if m.training.objective != m.objective
-            || m.training.net != m.net
-            || m.training.source != m.source
-        {
+        let m: MetaManifest =
+            serde_json::from_value(loose).map_err(|source| Error::Json { path: json_path.clone(), source })?;
+        if m.training.objective != m.objective || m.training.net != m.net || m.training.source != m.source {
             return Err(Error::Config {
                 field: "manifest",
                 reason: format!(
@@ -224,55 +192,30 @@ impl MetaModel {
         let bytes = std::fs::read(&w_path).map_err(io("read", &w_path))?;
         let got = hex(&Sha256::digest(&bytes));
         if got != m.weights_sha256 {
-            return Err(Error::Checksum {
-                path: w_path,
-                expected: m.weights_sha256,
-                got,
-            });
+            return Err(Error::Checksum { path: w_path, expected: m.weights_sha256, got });
         }
-        let st = SafeTensors::deserialize(&bytes).map_err(|source| Error::Safetensors {
-            path: w_path.clone(),
-            source,
-        })?;
-        let expected =
-            super::net::expected_tensors(m.layout.dim(), &m.net, m.objective == Objective::Jko)?;
-        let tensor_err = |name: &str, reason: String| Error::Tensor {
-            path: w_path.clone(),
-            name: name.into(),
-            reason,
-        };
+        let st =
+            SafeTensors::deserialize(&bytes).map_err(|source| Error::Safetensors { path: w_path.clone(), source })?;
+        let expected = super::net::expected_tensors(m.layout.dim(), &m.net, m.objective == Objective::Jko)?;
+        let tensor_err = |name: &str, reason: String| Error::Tensor { path: w_path.clone(), name: name.into(), reason };
         let mut in_file: Vec<String> = st.names().into_iter().map(String::from).collect();
         in_file.sort();
         for name in &in_file {
             if !expected.iter().any(|(n, _)| n == name) {
-                return Err(tensor_err(
-                    name,
-                    "not a tensor of the manifest's network".into(),
-                ));
+                return Err(tensor_err(name, "not a tensor of the manifest's network".into()));
             }
         }
         let mut weights = Vec::with_capacity(expected.len());
         for (name, shape) in &expected {
-            let view = st
-                .tensor(name)
-                .map_err(|_| tensor_err(name, "missing".into()))?;
+            let view = st.tensor(name).map_err(|_| tensor_err(name, "missing".into()))?;
             if view.dtype() != Dtype::F32 {
-                return Err(tensor_err(
-                    name,
-                    format!("dtype {:?}, expected F32", view.dtype()),
-                ));
+                return Err(tensor_err(name, format!("dtype {:?}, expected F32", view.dtype())));
             }
             if view.shape() != shape.as_slice() {
-                return Err(tensor_err(
-                    name,
-                    format!("shape {:?}, expected {shape:?}", view.shape()),
-                ));
+                return Err(tensor_err(name, format!("shape {:?}, expected {shape:?}", view.shape())));
             }
-            let vals: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let vals: Vec<f32> =
+                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             let t = Tensor::from_vec(vals, shape.as_slice(), device).op("load weights")?;
             weights.push((name.clone(), t));
         }

@@ -55,19 +55,13 @@ pub(crate) struct ModelInfo {
 
 impl MetaModel {
     /// Builds the model from sorted, detached `weights` on `device`.
-    pub(crate) fn from_parts(
-        info: ModelInfo,
-        weights: Vec<(String, Tensor)>,
-        device: &Device,
-    ) -> Result<Self> {
+    pub(crate) fn from_parts(info: ModelInfo, weights: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
         let map: HashMap<String, Tensor> = weights.iter().cloned().collect();
         let vb = VarBuilder::from_tensors(map, DType::F32, device);
         let dim = info.layout.dim();
         let field = match info.config.objective {
             Objective::Jko => Field::Potential(PotentialNet::new(dim, &info.config.net, vb)?),
-            Objective::Cfm | Objective::Mmfm => {
-                Field::Velocity(VelocityNet::new(dim, &info.config.net, vb)?)
-            }
+            Objective::Cfm | Objective::Mmfm => Field::Velocity(VelocityNet::new(dim, &info.config.net, vb)?),
         };
         info.scaling.per_coordinate(&info.layout)?;
         Ok(Self {
@@ -127,11 +121,7 @@ impl MetaModel {
 
     /// Times t_k of the marginals a JKO model steps through (0, intermediates, 1).
     pub fn marginal_times(&self) -> Vec<f64> {
-        self.config
-            .knots(self.checkpoints)
-            .iter()
-            .map(|&k| k as f64 / self.checkpoints as f64)
-            .collect()
+        self.config.knots(self.checkpoints).iter().map(|&k| k as f64 / self.checkpoints as f64).collect()
     }
 
     pub(crate) fn weights(&self) -> &[(String, Tensor)] {
@@ -141,19 +131,10 @@ impl MetaModel {
     /// `n` weight vectors `[n, D]` in θ space: fresh source samples (drawn from `seed`) carried to t = 1 by
     /// the ODE dx/dt = v(x, t) with `steps` steps of `sampler` (JKO models take their own explicit steps and
     /// ignore both).
-    pub fn generate(
-        &self,
-        n: usize,
-        sampler: Sampler,
-        steps: usize,
-        seed: u64,
-    ) -> Result<Array2<f32>> {
+    pub fn generate(&self, n: usize, sampler: Sampler, steps: usize, seed: u64) -> Result<Array2<f32>> {
         let x0 = self.source_samples(n, seed);
         let mut path = self.flow_path(x0.view(), sampler, steps, &|i, last| i == last)?;
-        Ok(path
-            .pop()
-            .map(|(_, x)| x)
-            .expect("the final state is always recorded"))
+        Ok(path.pop().map(|(_, x)| x).expect("the final state is always recorded"))
     }
 
     /// The generation path from fresh source samples: `(t, [n, D])` at t = 0, after every `record_every`
@@ -185,10 +166,7 @@ impl MetaModel {
     }
 
     fn source_samples(&self, n: usize, seed: u64) -> Array2<f32> {
-        self.config
-            .source
-            .source()
-            .sample(&self.layout, n, &mut rng::rng(seed))
+        self.config.source.source().sample(&self.layout, n, &mut rng::rng(seed))
     }
 
     /// Integrates `x0` (θ space) and returns the states at the steps `record(i, last)` selects, unscaled.
@@ -201,11 +179,7 @@ impl MetaModel {
     ) -> Result<Vec<(f32, Array2<f32>)>> {
         let (n, d) = x0.dim();
         if d != self.layout.dim() {
-            return Err(crate::space::Error::Dim {
-                expected: self.layout.dim(),
-                got: d,
-            }
-            .into());
+            return Err(crate::space::Error::Dim { expected: self.layout.dim(), got: d }.into());
         }
         let times = self.marginal_times();
         let last = match self.field {
@@ -217,45 +191,27 @@ impl MetaModel {
             Field::Potential(_) => times[i],
         };
         let recorded: Vec<usize> = (0..=last).filter(|&i| record(i, last)).collect();
-        let mut out: Vec<(f32, Array2<f32>)> = recorded
-            .iter()
-            .map(|&i| (step_time(i) as f32, Array2::zeros((n, d))))
-            .collect();
+        let mut out: Vec<(f32, Array2<f32>)> =
+            recorded.iter().map(|&i| (step_time(i) as f32, Array2::zeros((n, d)))).collect();
         let z0 = self.scaling.to_flow(&self.layout, x0)?;
         for start in (0..n).step_by(GEN_BATCH) {
             let rows = GEN_BATCH.min(n - start);
             let chunk = z0.slice(s![start..start + rows, ..]);
             let chunk = chunk.as_standard_layout();
-            let x = Tensor::from_slice(
-                chunk.as_slice().expect("standard layout"),
-                (rows, d),
-                &self.device,
-            )
-            .op("generation input")?;
+            let x = Tensor::from_slice(chunk.as_slice().expect("standard layout"), (rows, d), &self.device)
+                .op("generation input")?;
             let mut store = |i: usize, x: &Tensor| -> Result<()> {
                 if let Some(slot) = recorded.iter().position(|&r| r == i) {
-                    let v = x
-                        .flatten_all()
-                        .and_then(|f| f.to_vec1::<f32>())
-                        .op("generation output")?;
+                    let v = x.flatten_all().and_then(|f| f.to_vec1::<f32>()).op("generation output")?;
                     let v = ArrayView2::from_shape((rows, d), &v).expect("rows × D values");
-                    out[slot]
-                        .1
-                        .slice_mut(s![start..start + rows, ..])
-                        .assign(&v);
+                    out[slot].1.slice_mut(s![start..start + rows, ..]).assign(&v);
                 }
                 Ok(())
             };
             store(0, &x)?;
             match &self.field {
                 Field::Velocity(net) => {
-                    integrate(
-                        sampler,
-                        last,
-                        x,
-                        |x, t| net.forward_at(x, t),
-                        |i, _, x| store(i, x),
-                    )?;
+                    integrate(sampler, last, x, |x, t| net.forward_at(x, t), |i, _, x| store(i, x))?;
                 }
                 Field::Potential(net) => {
                     let mut x = x;
@@ -263,8 +219,7 @@ impl MetaModel {
                         // Explicit step with the potential of the step j → j+1, labelled by its arrival time
                         // t_{j+1} as in training (t_0 is never a training label).
                         let tau = times[j + 1] - times[j];
-                        let tt = Tensor::full(times[j + 1] as f32, rows, &self.device)
-                            .op("generation time")?;
+                        let tt = Tensor::full(times[j + 1] as f32, rows, &self.device).op("generation time")?;
                         let g = net.grad_x_graph(&x, &tt, None)?;
                         x = (&x - (g * tau).op("jko step")?).op("jko step")?;
                         store(j + 1, &x)?;

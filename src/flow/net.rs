@@ -33,11 +33,7 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        Self {
-            hidden: vec![512, 512, 512],
-            time_dim: 64,
-            cond_dim: 0,
-        }
+        Self { hidden: vec![512, 512, 512], time_dim: 64, cond_dim: 0 }
     }
 }
 
@@ -79,18 +75,13 @@ pub(crate) fn seeded_init(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
         let fan_in = if let Some(prefix) = name.strip_suffix(".bias") {
             let w = data
                 .get(&format!("{prefix}.weight"))
-                .ok_or_else(|| Error::Config {
-                    field: "network",
-                    reason: format!("bias {name} has no weight"),
-                })?;
+                .ok_or_else(|| Error::Config { field: "network", reason: format!("bias {name} has no weight") })?;
             w.dims()[1]
         } else {
             *var.dims().last().unwrap_or(&1)
         };
         let bound = 1.0 / (fan_in.max(1) as f32).sqrt();
-        let vals: Vec<f32> = (0..var.elem_count())
-            .map(|_| rng.random_range(-bound..bound))
-            .collect();
+        let vals: Vec<f32> = (0..var.elem_count()).map(|_| rng.random_range(-bound..bound)).collect();
         let t = Tensor::from_vec(vals, var.shape(), var.device()).op("init parameters")?;
         var.set(&t).op("init parameters")?;
     }
@@ -117,13 +108,7 @@ impl Trunk {
         cfg.validate()?;
         let half = cfg.time_dim / 2;
         let freqs: Vec<f32> = (0..half)
-            .map(|j| {
-                if half == 1 {
-                    1.0
-                } else {
-                    MAX_FREQ.powf(j as f64 / (half - 1) as f64) as f32
-                }
-            })
+            .map(|j| if half == 1 { 1.0 } else { MAX_FREQ.powf(j as f64 / (half - 1) as f64) as f32 })
             .collect();
         let freqs = Tensor::from_vec(freqs, (1, half), vb.device()).op("time frequencies")?;
         let mut d_in = dim + cfg.time_dim + cfg.cond_dim;
@@ -133,12 +118,7 @@ impl Trunk {
             layers.push(linear(d_in, h, vb.pp(format!("l{i}"))).op("build trunk")?);
             d_in = h;
         }
-        Ok(Self {
-            layers,
-            freqs,
-            dim,
-            cond_dim: cfg.cond_dim,
-        })
+        Ok(Self { layers, freqs, dim, cond_dim: cfg.cond_dim })
     }
 
     fn width(&self) -> usize {
@@ -195,9 +175,7 @@ impl VelocityNet {
 
     /// v(x, t, c) for x `[B, D]`, t `[B]`, c `[B, cond_dim]` (None when `cond_dim = 0`).
     pub fn forward(&self, x: &Tensor, t: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
-        let run = || -> candle_core::Result<Tensor> {
-            self.head.forward(&self.trunk.forward(x, t, c, false)?.0)
-        };
+        let run = || -> candle_core::Result<Tensor> { self.head.forward(&self.trunk.forward(x, t, c, false)?.0) };
         run().op("velocity forward")
     }
 }
@@ -217,14 +195,10 @@ impl VelocityNet {
                 .map(|&w| (t * w as f64).sin() as f32)
                 .chain(freqs.iter().map(|&w| (t * w as f64).cos() as f32))
                 .collect();
-            let emb =
-                Tensor::from_vec(emb, (1, 2 * freqs.len()), x.device())?.to_dtype(x.dtype())?;
+            let emb = Tensor::from_vec(emb, (1, 2 * freqs.len()), x.device())?.to_dtype(x.dtype())?;
             let first = &trunk.layers[0];
             let w = first.weight();
-            let (wx, wt) = (
-                w.narrow(1, 0, trunk.dim)?,
-                w.narrow(1, trunk.dim, emb.dims2()?.1)?,
-            );
+            let (wx, wt) = (w.narrow(1, 0, trunk.dim)?, w.narrow(1, trunk.dim, emb.dims2()?.1)?);
             let mut row = emb.matmul(&wt.t()?)?;
             if let Some(b) = first.bias() {
                 row = row.broadcast_add(b)?;
@@ -256,11 +230,8 @@ impl PotentialNet {
 
     /// V(x, t, c) `[B]`.
     pub fn forward(&self, x: &Tensor, t: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
-        let run = || -> candle_core::Result<Tensor> {
-            self.head
-                .forward(&self.trunk.forward(x, t, c, false)?.0)?
-                .squeeze(1)
-        };
+        let run =
+            || -> candle_core::Result<Tensor> { self.head.forward(&self.trunk.forward(x, t, c, false)?.0)?.squeeze(1) };
         run().op("potential forward")
     }
 
@@ -270,14 +241,11 @@ impl PotentialNet {
     pub fn grad_x(&self, x: &Tensor, t: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
         let xv = Var::from_tensor(&x.detach()).op("potential gradient")?;
         let v = self.forward(xv.as_tensor(), t, c)?;
-        let grads = v
-            .sum_all()
-            .and_then(|s| s.backward())
-            .op("potential gradient")?;
-        grads.get(xv.as_tensor()).cloned().ok_or(Error::Config {
-            field: "potential",
-            reason: "the potential does not depend on x".into(),
-        })
+        let grads = v.sum_all().and_then(|s| s.backward()).op("potential gradient")?;
+        grads
+            .get(xv.as_tensor())
+            .cloned()
+            .ok_or(Error::Config { field: "potential", reason: "the potential does not depend on x".into() })
     }
 
     /// ∇_x V(x, t, c) `[B, D]` written out as a graph of tensor ops (reverse-mode through the trunk by hand:
@@ -303,11 +271,7 @@ impl PotentialNet {
 
 /// A fresh zero-initialised `VarMap` with the tensors of the velocity (`potential = false`) or potential net:
 /// the names and shapes a weights file must hold.
-pub(crate) fn expected_tensors(
-    dim: usize,
-    cfg: &NetConfig,
-    potential: bool,
-) -> Result<Vec<(String, Vec<usize>)>> {
+pub(crate) fn expected_tensors(dim: usize, cfg: &NetConfig, potential: bool) -> Result<Vec<(String, Vec<usize>)>> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     if potential {
@@ -316,10 +280,7 @@ pub(crate) fn expected_tensors(
         VelocityNet::new(dim, cfg, vb)?;
     }
     let data = varmap.data().lock().expect("var map lock poisoned");
-    let mut out: Vec<(String, Vec<usize>)> = data
-        .iter()
-        .map(|(k, v)| (k.clone(), v.dims().to_vec()))
-        .collect();
+    let mut out: Vec<(String, Vec<usize>)> = data.iter().map(|(k, v)| (k.clone(), v.dims().to_vec())).collect();
     out.sort();
     Ok(out)
 }
@@ -332,11 +293,7 @@ mod tests {
     fn potential() -> (VarMap, PotentialNet) {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let cfg = NetConfig {
-            hidden: vec![8, 6],
-            time_dim: 4,
-            cond_dim: 0,
-        };
+        let cfg = NetConfig { hidden: vec![8, 6], time_dim: 4, cond_dim: 0 };
         let net = PotentialNet::new(3, &cfg, vb).unwrap();
         seeded_init(&varmap, &mut rng::rng(2)).unwrap();
         (varmap, net)
@@ -348,18 +305,11 @@ mod tests {
         let x = Tensor::new(&[[0.3f32, -1.0, 2.0], [1.5, 0.2, -0.7]], &Device::Cpu).unwrap();
         let t = Tensor::new(&[0.1f32, 0.8], &Device::Cpu).unwrap();
         let auto = net.grad_x(&x, &t, None).unwrap().to_vec2::<f32>().unwrap();
-        let graph = net
-            .grad_x_graph(&x, &t, None)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
+        let graph = net.grad_x_graph(&x, &t, None).unwrap().to_vec2::<f32>().unwrap();
         let xs = x.to_vec2::<f32>().unwrap();
         for b in 0..2 {
             for j in 0..3 {
-                assert!(
-                    (auto[b][j] - graph[b][j]).abs() < 1e-5,
-                    "{auto:?} vs {graph:?}"
-                );
+                assert!((auto[b][j] - graph[b][j]).abs() < 1e-5, "{auto:?} vs {graph:?}");
                 let e = 1e-2f32;
                 let mut xp = xs.clone();
                 xp[b][j] += e;
@@ -370,11 +320,7 @@ mod tests {
                     net.forward(&v, &t, None).unwrap().to_vec1::<f32>().unwrap()[b]
                 };
                 let fd = (f(xp) - f(xm)) / (2.0 * e);
-                assert!(
-                    (fd - graph[b][j]).abs() < 1e-3,
-                    "fd {fd} vs {}",
-                    graph[b][j]
-                );
+                assert!((fd - graph[b][j]).abs() < 1e-3, "fd {fd} vs {}", graph[b][j]);
             }
         }
     }
@@ -383,34 +329,15 @@ mod tests {
     fn shared_time_forward_equals_the_batched_forward() {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-        let cfg = NetConfig {
-            hidden: vec![8, 5],
-            time_dim: 6,
-            cond_dim: 0,
-        };
+        let cfg = NetConfig { hidden: vec![8, 5], time_dim: 6, cond_dim: 0 };
         let net = VelocityNet::new(3, &cfg, vb).unwrap();
         seeded_init(&varmap, &mut rng::rng(4)).unwrap();
         let x = Tensor::new(&[[0.3f32, -1.0, 2.0], [1.5, 0.2, -0.7]], &Device::Cpu).unwrap();
         for t in [0.0, 0.37, 1.0] {
             let tt = Tensor::new(&[t as f32, t as f32], &Device::Cpu).unwrap();
-            let a = net
-                .forward(&x, &tt, None)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let b = net
-                .forward_at(&x, t)
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            assert!(
-                a.iter().zip(&b).all(|(u, v)| (u - v).abs() < 1e-5),
-                "{a:?} vs {b:?}"
-            );
+            let a = net.forward(&x, &tt, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = net.forward_at(&x, t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(a.iter().zip(&b).all(|(u, v)| (u - v).abs() < 1e-5), "{a:?} vs {b:?}");
         }
     }
 
@@ -425,36 +352,15 @@ mod tests {
         };
         assert_eq!(
             names(&a),
-            [
-                "head.bias",
-                "head.weight",
-                "trunk.l0.bias",
-                "trunk.l0.weight",
-                "trunk.l1.bias",
-                "trunk.l1.weight"
-            ]
+            ["head.bias", "head.weight", "trunk.l0.bias", "trunk.l0.weight", "trunk.l1.bias", "trunk.l1.weight"]
         );
         for n in names(&a) {
-            let ta = a.data().lock().unwrap()[&n]
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let tb = b.data().lock().unwrap()[&n]
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let ta = a.data().lock().unwrap()[&n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let tb = b.data().lock().unwrap()[&n].as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert_eq!(ta, tb);
             assert!(ta.iter().any(|&v| v != 0.0));
         }
-        let cfg = NetConfig {
-            hidden: vec![8],
-            time_dim: 3,
-            cond_dim: 0,
-        };
+        let cfg = NetConfig { hidden: vec![8], time_dim: 3, cond_dim: 0 };
         assert!(cfg.validate().is_err());
     }
 }

@@ -69,10 +69,8 @@ impl BatchSampler<'_> {
 
     fn noise(&self, rng: &mut Rng, x: &mut Array2<f32>) {
         if self.sigma > 0.0 {
-            x.iter_mut().for_each(|v| {
-                *v +=
-                    self.sigma * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, rng)
-            });
+            x.iter_mut()
+                .for_each(|v| *v += self.sigma * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, rng));
         }
     }
 
@@ -95,11 +93,7 @@ impl BatchSampler<'_> {
     fn cfm(&self, rng: &mut Rng) -> Batch {
         let runs = self.runs(rng);
         let x1 = self.checkpoint(&runs, self.k());
-        let x0 = if self.coupling == Coupling::Trajectory {
-            self.checkpoint(&runs, 0)
-        } else {
-            self.fresh(rng)
-        };
+        let x0 = if self.coupling == Coupling::Trajectory { self.checkpoint(&runs, 0) } else { self.fresh(rng) };
         let x1 = self.couple(&x0, x1);
         let t: Vec<f32> = (0..self.batch).map(|_| rng.random::<f32>()).collect();
         let mut x = x0.clone();
@@ -107,12 +101,7 @@ impl BatchSampler<'_> {
             row.zip_mut_with(&r1, |a, &b| *a = (1.0 - ti) * *a + ti * b);
         }
         self.noise(rng, &mut x);
-        Batch {
-            x,
-            t,
-            target: x1 - x0,
-            tau: None,
-        }
+        Batch { x, t, target: x1 - x0, tau: None }
     }
 
     fn mmfm(&self, rng: &mut Rng) -> Result<Batch> {
@@ -141,12 +130,7 @@ impl BatchSampler<'_> {
         let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
         let (mut x, target) = spline.eval(&t64)?;
         self.noise(rng, &mut x);
-        Ok(Batch {
-            x,
-            t,
-            target,
-            tau: None,
-        })
+        Ok(Batch { x, t, target, tau: None })
     }
 
     fn jko(&self, rng: &mut Rng) -> Batch {
@@ -167,12 +151,7 @@ impl BatchSampler<'_> {
             t.push(self.time(k1) as f32);
             tau.push((self.time(k1) - self.time(k0)) as f32);
         }
-        Batch {
-            x,
-            t,
-            target,
-            tau: Some(tau),
-        }
+        Batch { x, t, target, tau: Some(tau) }
     }
 }
 
@@ -210,10 +189,7 @@ mod tests {
             // x = x0 + t·(x1 − x0) and x1 − x0 = 3 within a run.
             assert!(b.target.row(i).iter().all(|&v| v == 3.0));
             let x0 = b.x[[i, 0]] - 3.0 * b.t[i];
-            assert!(
-                (x0 / 10.0 - (x0 / 10.0).round()).abs() < 1e-4,
-                "x0 {x0} is not an init"
-            );
+            assert!((x0 / 10.0 - (x0 / 10.0).round()).abs() < 1e-4, "x0 {x0} is not an init");
         }
         bs.objective = Objective::Jko;
         bs.knots = vec![0, 2, 3];

@@ -53,14 +53,8 @@ pub(crate) fn integrate(
             }
             Sampler::Rk4 => {
                 let k1 = v(&x, t)?;
-                let k2 = v(
-                    &(&x + (&k1 * (h / 2.0)).op("rk4 step")?).op("rk4 step")?,
-                    t + h / 2.0,
-                )?;
-                let k3 = v(
-                    &(&x + (&k2 * (h / 2.0)).op("rk4 step")?).op("rk4 step")?,
-                    t + h / 2.0,
-                )?;
+                let k2 = v(&(&x + (&k1 * (h / 2.0)).op("rk4 step")?).op("rk4 step")?, t + h / 2.0)?;
+                let k3 = v(&(&x + (&k2 * (h / 2.0)).op("rk4 step")?).op("rk4 step")?, t + h / 2.0)?;
                 let k4 = v(&(&x + (&k3 * h).op("rk4 step")?).op("rk4 step")?, t + h)?;
                 let sum = (k1 + (k2 * 2.0).op("rk4 step")?)
                     .and_then(|s| s + (k3 * 2.0)?)
@@ -83,14 +77,7 @@ mod tests {
     /// Global error at t = 1 of dx/dt = −x from x0 = (1, −2) (exact x0·e^{−1}), in f64.
     fn error(sampler: Sampler, steps: usize) -> f64 {
         let x0 = Tensor::new(&[[1.0f64, -2.0]], &Device::Cpu).unwrap();
-        let x = integrate(
-            sampler,
-            steps,
-            x0,
-            |x, _| x.neg().op("test"),
-            |_, _, _| Ok(()),
-        )
-        .unwrap();
+        let x = integrate(sampler, steps, x0, |x, _| x.neg().op("test"), |_, _, _| Ok(())).unwrap();
         let x = x.to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
         let e = (-1f64).exp();
         ((x[0][0] - e).powi(2) + (x[0][1] + 2.0 * e).powi(2)).sqrt()
@@ -98,17 +85,10 @@ mod tests {
 
     #[test]
     fn empirical_convergence_orders_match_the_methods() {
-        for (sampler, order) in [
-            (Sampler::Euler, 1.0),
-            (Sampler::Heun, 2.0),
-            (Sampler::Rk4, 4.0),
-        ] {
+        for (sampler, order) in [(Sampler::Euler, 1.0), (Sampler::Heun, 2.0), (Sampler::Rk4, 4.0)] {
             let (e1, e2) = (error(sampler, 16), error(sampler, 32));
             let observed = (e1 / e2).log2();
-            assert!(
-                (observed - order).abs() < 0.15,
-                "{sampler:?}: errors {e1:e}, {e2:e}, order {observed}"
-            );
+            assert!((observed - order).abs() < 0.15, "{sampler:?}: errors {e1:e}, {e2:e}, order {observed}");
         }
     }
 

@@ -46,9 +46,7 @@ impl Scaling {
 
     /// The identity scaling (all ones) for `layout`.
     pub fn identity(layout: &Layout) -> Self {
-        Self {
-            scales: vec![1.0; layout.tensors().len()],
-        }
+        Self { scales: vec![1.0; layout.tensors().len()] }
     }
 
     /// The per-coordinate scale vector of length D.
@@ -77,18 +75,9 @@ impl Scaling {
         self.map(layout, z, |v, s| v * s)
     }
 
-    fn map(
-        &self,
-        layout: &Layout,
-        x: ArrayView2<f32>,
-        f: impl Fn(f32, f32) -> f32,
-    ) -> Result<Array2<f32>> {
+    fn map(&self, layout: &Layout, x: ArrayView2<f32>, f: impl Fn(f32, f32) -> f32) -> Result<Array2<f32>> {
         if x.ncols() != layout.dim() {
-            return Err(crate::space::Error::Dim {
-                expected: layout.dim(),
-                got: x.ncols(),
-            }
-            .into());
+            return Err(crate::space::Error::Dim { expected: layout.dim(), got: x.ncols() }.into());
         }
         let sc = self.per_coordinate(layout)?;
         let mut out = x.to_owned();
@@ -109,10 +98,8 @@ mod tests {
         let layout = Layout::parse("1-2").unwrap(); // l0.weight [2,1], l0.bias [2]
         let mut traj = Array3::<f32>::zeros((2, 2, 4));
         // Finals: weights {1, 3, -1, 1} → std 1.414…; biases {5, 5, 5, 5} → std 0 → floor.
-        traj.slice_mut(s![0, 1, ..])
-            .assign(&ndarray::arr1(&[1.0, 3.0, 5.0, 5.0]));
-        traj.slice_mut(s![1, 1, ..])
-            .assign(&ndarray::arr1(&[-1.0, 1.0, 5.0, 5.0]));
+        traj.slice_mut(s![0, 1, ..]).assign(&ndarray::arr1(&[1.0, 3.0, 5.0, 5.0]));
+        traj.slice_mut(s![1, 1, ..]).assign(&ndarray::arr1(&[-1.0, 1.0, 5.0, 5.0]));
         traj.slice_mut(s![.., 0, ..]).fill(100.0); // inits are ignored
         let sc = Scaling::fit(&layout, traj.view()).unwrap();
         assert!((sc.scales[0] - 2f32.sqrt()).abs() < 1e-6, "{:?}", sc.scales);
@@ -121,10 +108,7 @@ mod tests {
         let z = sc.to_flow(&layout, theta).unwrap();
         assert!((z[[0, 2]] - 5000.0).abs() < 1e-2);
         let back = sc.from_flow(&layout, z.view()).unwrap();
-        assert!(back
-            .iter()
-            .zip(theta.iter())
-            .all(|(a, b)| (a - b).abs() < 1e-5));
+        assert!(back.iter().zip(theta.iter()).all(|(a, b)| (a - b).abs() < 1e-5));
         assert!(sc.to_flow(&layout, Array2::zeros((1, 3)).view()).is_err());
     }
 }

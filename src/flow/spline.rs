@@ -34,9 +34,7 @@ impl NaturalCubicSpline {
                 got: format!("{:?}", y.shape()),
             });
         }
-        if t.windows(2)
-            .any(|w| w[1].partial_cmp(&w[0]) != Some(std::cmp::Ordering::Greater))
-        {
+        if t.windows(2).any(|w| w[1].partial_cmp(&w[0]) != Some(std::cmp::Ordering::Greater)) {
             return Err(Error::Config {
                 field: "spline knots",
                 reason: format!("times must increase strictly: {t:?}"),
@@ -61,11 +59,7 @@ impl NaturalCubicSpline {
                 for c in 0..d {
                     for j in 0..inner {
                         let i = j + 1;
-                        let (y0, y1, y2) = (
-                            y[[bi, i - 1, c]] as f64,
-                            y[[bi, i, c]] as f64,
-                            y[[bi, i + 1, c]] as f64,
-                        );
+                        let (y0, y1, y2) = (y[[bi, i - 1, c]] as f64, y[[bi, i, c]] as f64, y[[bi, i + 1, c]] as f64);
                         let rhs = 6.0 * ((y2 - y1) / h[i] - (y1 - y0) / h[i - 1]);
                         let prev = if j == 0 { 0.0 } else { h[i - 1] * dp[j - 1] };
                         dp[j] = (rhs - prev) / denom[j];
@@ -79,11 +73,7 @@ impl NaturalCubicSpline {
                 }
             }
         }
-        Ok(Self {
-            t: t.to_vec(),
-            y: y.to_owned(),
-            m,
-        })
+        Ok(Self { t: t.to_vec(), y: y.to_owned(), m })
     }
 
     /// Number of splines B.
@@ -100,24 +90,14 @@ impl NaturalCubicSpline {
     pub fn eval(&self, ts: &[f64]) -> Result<(Array2<f32>, Array2<f32>)> {
         let (b, _, d) = self.y.dim();
         if ts.len() != b {
-            return Err(Error::Shape {
-                what: "spline times",
-                expected: format!("{b}"),
-                got: format!("{}", ts.len()),
-            });
+            return Err(Error::Shape { what: "spline times", expected: format!("{b}"), got: format!("{}", ts.len()) });
         }
         let mut val = Array2::zeros((b, d));
         let mut der = Array2::zeros((b, d));
         for (bi, &t) in ts.iter().enumerate() {
             let (i, a, bb, h) = self.segment(t);
-            let (ca, cb) = (
-                (a * a * a - a) * h * h / 6.0,
-                (bb * bb * bb - bb) * h * h / 6.0,
-            );
-            let (da, db) = (
-                (1.0 - 3.0 * a * a) * h / 6.0,
-                (3.0 * bb * bb - 1.0) * h / 6.0,
-            );
+            let (ca, cb) = ((a * a * a - a) * h * h / 6.0, (bb * bb * bb - bb) * h * h / 6.0);
+            let (da, db) = ((1.0 - 3.0 * a * a) * h / 6.0, (3.0 * bb * bb - 1.0) * h / 6.0);
             for c in 0..d {
                 let (y0, y1) = (self.y[[bi, i, c]] as f64, self.y[[bi, i + 1, c]] as f64);
                 let (m0, m1) = (self.m[[bi, i, c]] as f64, self.m[[bi, i + 1, c]] as f64);
@@ -161,9 +141,7 @@ mod tests {
     #[test]
     fn interpolates_the_knots_and_is_natural_at_the_ends() {
         let t = knots();
-        let y = Array3::from_shape_fn((3, t.len(), 2), |(b, k, c)| {
-            ((b * 7 + k * 3 + c) as f32).sin() * 2.0
-        });
+        let y = Array3::from_shape_fn((3, t.len(), 2), |(b, k, c)| ((b * 7 + k * 3 + c) as f32).sin() * 2.0);
         let s = NaturalCubicSpline::fit(&t, y.view()).unwrap();
         for (k, &tk) in t.iter().enumerate() {
             let (v, _) = s.eval(&[tk; 3]).unwrap();
@@ -186,13 +164,17 @@ mod tests {
     fn linear_data_gives_the_line_and_its_slope() {
         let t = knots();
         // y = 3 − 2t (coordinate 0), y = 0.5 t (coordinate 1).
-        let y = Array3::from_shape_fn((1, t.len(), 2), |(_, k, c)| {
-            if c == 0 {
-                3.0 - 2.0 * t[k] as f32
-            } else {
-                0.5 * t[k] as f32
-            }
-        });
+        let y =
+            Array3::from_shape_fn(
+                (1, t.len(), 2),
+                |(_, k, c)| {
+                    if c == 0 {
+                        3.0 - 2.0 * t[k] as f32
+                    } else {
+                        0.5 * t[k] as f32
+                    }
+                },
+            );
         let s = NaturalCubicSpline::fit(&t, y.view()).unwrap();
         for q in [0.0, 0.1, 0.33, 0.55, 0.77, 1.0] {
             let (v, d) = s.eval(&[q]).unwrap();
@@ -213,14 +195,8 @@ mod tests {
             let (vm, _) = s.eval(&[q - e]).unwrap();
             let (_, d) = s.eval(&[q]).unwrap();
             let fd = (vp[[0, 0]] - vm[[0, 0]]) / (2.0 * e as f32);
-            assert!(
-                (fd - d[[0, 0]]).abs() < 2e-2,
-                "t={q}: fd {fd} vs {}",
-                d[[0, 0]]
-            );
+            assert!((fd - d[[0, 0]]).abs() < 2e-2, "t={q}: fd {fd} vs {}", d[[0, 0]]);
         }
-        assert!(
-            NaturalCubicSpline::fit(&[0.0, 0.0, 1.0], Array3::zeros((1, 3, 1)).view()).is_err()
-        );
+        assert!(NaturalCubicSpline::fit(&[0.0, 0.0, 1.0], Array3::zeros((1, 3, 1)).view()).is_err());
     }
 }

@@ -11,8 +11,7 @@ use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
 use super::objective::{Batch, BatchSampler};
 use super::{
-    align_trajectories, data_digest, Error, LrSchedule, MetaModel, MetaTrainConfig, Objective,
-    Result, Scaling,
+    align_trajectories, data_digest, Error, LrSchedule, MetaModel, MetaTrainConfig, Objective, Result, Scaling,
 };
 use crate::rng;
 use crate::space::Layout;
@@ -27,8 +26,7 @@ const FINAL_LOSS_WINDOW: usize = 100;
 
 fn to_tensor(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
     let a = a.as_standard_layout();
-    Tensor::from_slice(a.as_slice().expect("standard layout"), a.dim(), device)
-        .op("upload minibatch")
+    Tensor::from_slice(a.as_slice().expect("standard layout"), a.dim(), device).op("upload minibatch")
 }
 
 /// Trains a meta-model on `trajectories` `[R, K+1, D]` (run, checkpoint, flat weights; checkpoint 0 is each
@@ -58,12 +56,7 @@ pub fn train_meta(
     let digest = data_digest(trajectories);
     let mut traj = trajectories.to_owned();
     if cfg.align {
-        align_trajectories(
-            layout,
-            &mut traj,
-            0,
-            &mut rng::stream(cfg.seed, STREAM_ALIGN),
-        )?;
+        align_trajectories(layout, &mut traj, 0, &mut rng::stream(cfg.seed, STREAM_ALIGN))?;
     }
     let scaling = Scaling::fit(layout, traj.view())?;
     let scale = scaling.per_coordinate(layout)?;
@@ -79,13 +72,8 @@ pub fn train_meta(
     };
     seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
     let vars = sorted_vars(&varmap);
-    let params = ParamsAdamW {
-        lr: cfg.lr,
-        weight_decay: cfg.weight_decay,
-        ..ParamsAdamW::default()
-    };
-    let mut opt =
-        AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params).op("create optimiser")?;
+    let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
+    let mut opt = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params).op("create optimiser")?;
     let mut ema: Option<Vec<Tensor>> = match cfg.ema_decay {
         Some(_) => Some(
             vars.iter()
@@ -124,9 +112,7 @@ pub fn train_meta(
         opt.backward_step(&loss).op("optimiser step")?;
         if let (Some(ema), Some(decay)) = (ema.as_mut(), cfg.ema_decay) {
             for (e, (_, v)) in ema.iter_mut().zip(&vars) {
-                *e = ((&*e * decay).and_then(|a| a + (v.as_tensor() * (1.0 - decay))?))
-                    .op("ema update")?
-                    .detach();
+                *e = ((&*e * decay).and_then(|a| a + (v.as_tensor() * (1.0 - decay))?)).op("ema update")?.detach();
             }
         }
         if recent.len() == FINAL_LOSS_WINDOW {
@@ -185,9 +171,5 @@ fn loss(net: &Net, batch: &Batch, device: &Device) -> Result<Tensor> {
         }
         (Net::Potential(_), None) => unreachable!("JKO batches carry τ"),
     };
-    resid
-        .sqr()
-        .and_then(|r| r.sum(1))
-        .and_then(|r| r.mean(0))
-        .op("loss")
+    resid.sqr().and_then(|r| r.sum(1)).and_then(|r| r.mean(0)).op("loss")
 }

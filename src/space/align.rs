@@ -214,8 +214,8 @@ mod tests {
             let mut scrambled = Array2::zeros((1, layout.dim()));
             permute(&layout, theta.row(0).as_slice().unwrap(), &perm, scrambled.row_mut(0).into_slice().unwrap())
                 .unwrap();
-            let found = weight_matching(&layout, theta.view(), scrambled.view(), MatchingConfig::default(), &mut r)
-                .unwrap();
+            let found =
+                weight_matching(&layout, theta.view(), scrambled.view(), MatchingConfig::default(), &mut r).unwrap();
             let mut aligned = vec![0f32; layout.dim()];
             permute(&layout, scrambled.row(0).as_slice().unwrap(), &found, &mut aligned).unwrap();
             assert_eq!(aligned, theta.row(0).to_vec());

@@ -4,6 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::Error;
 
+/// A borrowed tensor of a flat vector: `(name, shape, values)`.
+pub type NamedTensor<'a> = (&'a str, &'a [usize], &'a [f32]);
+
 /// One named tensor of a classifier, and where it sits in the flat vector.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TensorSpec {
@@ -52,10 +55,7 @@ impl Layout {
     pub fn mlp(sizes: &[usize]) -> Result<Self, Error> {
         let arch = || sizes.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("-");
         if sizes.len() < 2 {
-            return Err(Error::Arch {
-                arch: arch(),
-                reason: "need at least an input and an output width".into(),
-            });
+            return Err(Error::Arch { arch: arch(), reason: "need at least an input and an output width".into() });
         }
         if sizes.contains(&0) {
             return Err(Error::Arch { arch: arch(), reason: "every width must be at least 1".into() });
@@ -66,10 +66,9 @@ impl Layout {
             let (fan_in, out) = (w[0], w[1]);
             for (name, shape) in [(format!("l{i}.weight"), vec![out, fan_in]), (format!("l{i}.bias"), vec![out])] {
                 let spec = TensorSpec { name, shape, offset, fan_in };
-                offset = offset.checked_add(spec.len()).ok_or_else(|| Error::Arch {
-                    arch: arch(),
-                    reason: "parameter count overflows".into(),
-                })?;
+                offset = offset
+                    .checked_add(spec.len())
+                    .ok_or_else(|| Error::Arch { arch: arch(), reason: "parameter count overflows".into() })?;
                 tensors.push(spec);
             }
         }
@@ -78,11 +77,9 @@ impl Layout {
 
     /// Parses an architecture string of widths joined by `-`, e.g. `9-16-16-2`.
     pub fn parse(arch: &str) -> Result<Self, Error> {
-        let sizes = arch
-            .split('-')
-            .map(|s| s.trim().parse::<usize>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Arch { arch: arch.to_string(), reason: format!("{e} (expected widths like 9-16-16-2)") })?;
+        let sizes = arch.split('-').map(|s| s.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>().map_err(|e| {
+            Error::Arch { arch: arch.to_string(), reason: format!("{e} (expected widths like 9-16-16-2)") }
+        })?;
         Self::mlp(&sizes).map_err(|e| match e {
             Error::Arch { reason, .. } => Error::Arch { arch: arch.to_string(), reason },
             other => other,
@@ -138,21 +135,22 @@ impl Layout {
     }
 
     /// Splits a flat vector into `(name, shape, values)` per tensor, in flattening order.
-    pub fn unflatten<'a>(&'a self, theta: &'a [f32]) -> Result<Vec<(&'a str, &'a [usize], &'a [f32])>, Error> {
+    pub fn unflatten<'a>(&'a self, theta: &'a [f32]) -> Result<Vec<NamedTensor<'a>>, Error> {
         self.check(theta)?;
         Ok(self.tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice(), &theta[t.range()])).collect())
     }
 
     /// Concatenates named tensors (in any order) into a flat vector; every tensor must be present once with
     /// its exact shape.
-    pub fn flatten(&self, tensors: &[(&str, &[usize], &[f32])]) -> Result<Vec<f32>, Error> {
+    pub fn flatten(&self, tensors: &[NamedTensor<'_>]) -> Result<Vec<f32>, Error> {
         let mut theta = vec![0f32; self.dim];
         let mut seen = vec![false; self.tensors.len()];
         for (name, shape, values) in tensors {
-            let idx = self.tensors.iter().position(|t| t.name == *name).ok_or_else(|| Error::Arch {
-                arch: self.arch(),
-                reason: format!("no tensor named {name:?}"),
-            })?;
+            let idx = self
+                .tensors
+                .iter()
+                .position(|t| t.name == *name)
+                .ok_or_else(|| Error::Arch { arch: self.arch(), reason: format!("no tensor named {name:?}") })?;
             let spec = &self.tensors[idx];
             if spec.shape != *shape || values.len() != spec.len() || seen[idx] {
                 return Err(Error::Arch {
@@ -168,7 +166,10 @@ impl Layout {
             theta[spec.range()].copy_from_slice(values);
         }
         if let Some(missing) = seen.iter().position(|s| !s) {
-            return Err(Error::Arch { arch: self.arch(), reason: format!("tensor {:?} missing", self.tensors[missing].name) });
+            return Err(Error::Arch {
+                arch: self.arch(),
+                reason: format!("tensor {:?} missing", self.tensors[missing].name),
+            });
         }
         Ok(theta)
     }

@@ -16,5 +16,5 @@ mod source;
 pub use align::{permute, weight_matching, HiddenPermutation, MatchingConfig};
 pub use assignment::linear_sum_assignment;
 pub use error::Error;
-pub use layout::{Layout, TensorSpec};
+pub use layout::{Layout, NamedTensor, TensorSpec};
 pub use source::{Gaussian, KaimingUniform, Source, SourceKind};

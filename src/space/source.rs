@@ -95,7 +95,8 @@ mod tests {
         let x = KaimingUniform.sample(&layout, 2000, &mut rng::rng(1));
         for t in layout.tensors() {
             let b = 1.0 / (t.fan_in as f64).sqrt();
-            let vals: Vec<f64> = x.columns().into_iter().skip(t.offset).take(t.len()).flatten().map(|&v| v as f64).collect();
+            let vals: Vec<f64> =
+                x.columns().into_iter().skip(t.offset).take(t.len()).flatten().map(|&v| v as f64).collect();
             assert!(vals.iter().all(|v| v.abs() <= b), "{} out of bounds", t.name);
             let n = vals.len() as f64;
             let mean = vals.iter().sum::<f64>() / n;
