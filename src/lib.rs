@@ -22,6 +22,8 @@ pub mod data;
 #[cfg(feature = "train")]
 pub mod flow;
 pub mod space;
+#[cfg(feature = "train")]
+pub mod train;
 
 pub mod capi;
 pub mod rng;
