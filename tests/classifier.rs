@@ -3,9 +3,7 @@
 use ndarray::{s, Array2, Axis};
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
-use weightflow::classifier::{
-    auroc, cross_entropy, Activation, Error, LossKind, Mlp, Target, Targets,
-};
+use weightflow::classifier::{auroc, cross_entropy, Activation, Error, LossKind, Mlp, Target, Targets};
 use weightflow::rng::{self, Rng};
 use weightflow::space::Layout;
 
@@ -30,10 +28,7 @@ fn reference(sizes: &[usize], act: Activation, theta: &[f64], x: &[f64]) -> (Vec
     let mut off = 0;
     for l in 0..sizes.len() - 1 {
         let (n_in, n_out) = (sizes[l], sizes[l + 1]);
-        let (w, b) = (
-            &theta[off..off + n_out * n_in],
-            &theta[off + n_out * n_in..off + n_out * n_in + n_out],
-        );
+        let (w, b) = (&theta[off..off + n_out * n_in], &theta[off + n_out * n_in..off + n_out * n_in + n_out]);
         off += n_out * n_in + n_out;
         let mut z = vec![0.0; n_out];
         for o in 0..n_out {
@@ -44,24 +39,14 @@ fn reference(sizes: &[usize], act: Activation, theta: &[f64], x: &[f64]) -> (Vec
             z[o] = acc;
         }
         pre.extend_from_slice(&z);
-        h = if l + 2 < sizes.len() {
-            z.iter().map(|&v| sigma(act, v)).collect()
-        } else {
-            z
-        };
+        h = if l + 2 < sizes.len() { z.iter().map(|&v| sigma(act, v)).collect() } else { z };
     }
     assert_eq!(off, theta.len());
     (h, pre)
 }
 
 /// Σ_b w_b ℓ_b in f64, ℓ = logsumexp(z) − ⟨t, z⟩.
-fn reference_loss(
-    sizes: &[usize],
-    act: Activation,
-    theta: &[f64],
-    x: &Array2<f32>,
-    targets: &Targets,
-) -> f64 {
+fn reference_loss(sizes: &[usize], act: Activation, theta: &[f64], x: &Array2<f32>, targets: &Targets) -> f64 {
     let mut total = 0.0;
     for (xb, t) in x.rows().into_iter().zip(targets.rows()) {
         let xb: Vec<f64> = xb.iter().map(|&v| v as f64).collect();
@@ -71,9 +56,7 @@ fn reference_loss(
         let n = z.len();
         let dot = match t.kind {
             LossKind::Ce => z[t.label],
-            LossKind::Dce => {
-                (0..n).filter(|&c| c != t.label).map(|c| z[c]).sum::<f64>() / (n - 1) as f64
-            }
+            LossKind::Dce => (0..n).filter(|&c| c != t.label).map(|c| z[c]).sum::<f64>() / (n - 1) as f64,
             other => unreachable!("no reference for {other:?}"),
         };
         total += t.weight as f64 * (lse - dot);
@@ -92,8 +75,7 @@ fn normal(rng: &mut Rng, shape: (usize, usize), std: f32) -> Array2<f32> {
 fn thetas(layout: &Layout, m: usize, gain: f32, rng: &mut Rng) -> Array2<f32> {
     let mut t = normal(rng, (m, layout.dim()), 1.0);
     for spec in layout.tensors() {
-        t.slice_mut(s![.., spec.range()])
-            .mapv_inplace(|v| v * gain / (spec.fan_in as f32).sqrt());
+        t.slice_mut(s![.., spec.range()]).mapv_inplace(|v| v * gain / (spec.fan_in as f32).sqrt());
     }
     t
 }
@@ -149,10 +131,7 @@ fn batched_forward_matches_the_reference() -> TestResult {
                     assert_eq!(pred[[mi, b]], argmax, "{arch} m={mi} b={b}");
                 }
                 // Relative to the classifier's largest logit.
-                assert!(
-                    worst <= 1e-5 * scale.max(1e-3),
-                    "{arch} {act} M={m} #{mi}: error {worst} at scale {scale}"
-                );
+                assert!(worst <= 1e-5 * scale.max(1e-3), "{arch} {act} M={m} #{mi}: error {worst} at scale {scale}");
             }
         }
     }
@@ -166,11 +145,7 @@ fn loss_cases(rng: &mut Rng, batch: usize, n_classes: usize) -> Vec<(&'static st
         .iter()
         .map(|&label| Target {
             label,
-            kind: if rng.random_bool(0.5) {
-                LossKind::Ce
-            } else {
-                LossKind::Dce
-            },
+            kind: if rng.random_bool(0.5) { LossKind::Ce } else { LossKind::Dce },
             weight: rng.random_range(-0.5..1.5),
         })
         .collect();
@@ -235,17 +210,11 @@ fn gradients_match_central_finite_differences() -> TestResult {
                             / (2.0 * h);
                         let g = grads[[mi, k]] as f64;
                         let rel = (g - fd).abs() / fd.abs().max(1e-3);
-                        assert!(
-                            rel < 1e-3,
-                            "{arch} {act} {name} #{mi} coord {k}: grad {g} vs fd {fd} (rel {rel})"
-                        );
+                        assert!(rel < 1e-3, "{arch} {act} {name} #{mi} coord {k}: grad {g} vs fd {fd} (rel {rel})");
                         checked += 1;
                     }
                 }
-                assert!(
-                    skipped * 10 <= checked,
-                    "{arch} {act} {name}: {skipped} kinks vs {checked} checked"
-                );
+                assert!(skipped * 10 <= checked, "{arch} {act} {name}: {skipped} kinks vs {checked} checked");
             }
         }
     }
@@ -266,12 +235,7 @@ fn a_batch_of_classifiers_equals_its_members_run_alone() -> TestResult {
     for mi in 0..5 {
         let one = th.slice(s![mi..mi + 1, ..]);
         let (l1, g1) = mlp.loss_and_grad(one, x.view(), &targets)?;
-        assert!(
-            (l1[0] - losses[mi]).abs() <= 1e-6 * losses[mi].abs(),
-            "{} vs {}",
-            l1[0],
-            losses[mi]
-        );
+        assert!((l1[0] - losses[mi]).abs() <= 1e-6 * losses[mi].abs(), "{} vs {}", l1[0], losses[mi]);
         assert!((from_logits[mi] - losses[mi]).abs() <= 1e-6 * losses[mi].abs());
         for (a, b) in g1.row(0).iter().zip(grads.row(mi)) {
             assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
@@ -284,12 +248,8 @@ fn a_batch_of_classifiers_equals_its_members_run_alone() -> TestResult {
 fn cdc_default_lambda_and_binary_dce() -> TestResult {
     // λ = 1/(|Q|+1): with |P| = 2, |Q| = 4 the Q rows weigh (1/5)/6.
     let t = Targets::cdc(&[0, 1], &[1, 0, 1, 1], None);
-    assert!(t.rows()[2..]
-        .iter()
-        .all(|r| r.kind == LossKind::Dce && (r.weight - 0.2 / 6.0).abs() < 1e-9));
-    assert!(t.rows()[..2]
-        .iter()
-        .all(|r| r.kind == LossKind::Ce && (r.weight - 1.0 / 6.0).abs() < 1e-9));
+    assert!(t.rows()[2..].iter().all(|r| r.kind == LossKind::Dce && (r.weight - 0.2 / 6.0).abs() < 1e-9));
+    assert!(t.rows()[..2].iter().all(|r| r.kind == LossKind::Ce && (r.weight - 1.0 / 6.0).abs() < 1e-9));
     // For N = 2, mean DCE of a batch equals mean CE with every label flipped, for M classifiers at once.
     let layout = Layout::parse("3-4-2")?;
     let mlp = Mlp::new(layout.clone(), Activation::Tanh);
@@ -310,10 +270,7 @@ fn cdc_default_lambda_and_binary_dce() -> TestResult {
 fn softmax_is_normalised_and_survives_huge_logits() -> TestResult {
     // A linear 2-3 classifier whose logits on x = (1, 0) are (1e4, −1e4, 0).
     let mlp = Mlp::new(Layout::parse("2-3")?, Activation::Relu);
-    let th = Array2::from_shape_vec(
-        (1, 9),
-        vec![1e4f32, 0.0, -1e4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
-    )?;
+    let th = Array2::from_shape_vec((1, 9), vec![1e4f32, 0.0, -1e4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])?;
     let x = Array2::from_shape_vec((2, 2), vec![1.0f32, 0.0, -1.0, 0.0])?;
     let p = mlp.probabilities(th.view(), x.view())?;
     assert_eq!(p.slice(s![0, 0, ..]).to_vec(), [1.0, 0.0, 0.0]);
@@ -324,16 +281,8 @@ fn softmax_is_normalised_and_survives_huge_logits() -> TestResult {
         th.view(),
         x.view(),
         &Targets::new(vec![
-            Target {
-                label: 1,
-                kind: LossKind::Ce,
-                weight: 1.0,
-            },
-            Target {
-                label: 0,
-                kind: LossKind::Dce,
-                weight: 1.0,
-            },
+            Target { label: 1, kind: LossKind::Ce, weight: 1.0 },
+            Target { label: 0, kind: LossKind::Dce, weight: 1.0 },
         ]),
     )?;
     assert!((loss[0] - 2.5e4).abs() < 1e-2, "{loss}");
@@ -343,10 +292,7 @@ fn softmax_is_normalised_and_survives_huge_logits() -> TestResult {
     let layout = Layout::parse("5-7-6")?;
     let mlp = Mlp::new(layout.clone(), Activation::Relu);
     let mut rng = rng::rng(9);
-    let p = mlp.probabilities(
-        thetas(&layout, 3, 4.0, &mut rng).view(),
-        normal(&mut rng, (10, 5), 3.0).view(),
-    )?;
+    let p = mlp.probabilities(thetas(&layout, 3, 4.0, &mut rng).view(), normal(&mut rng, (10, 5), 3.0).view())?;
     for row in p.lanes(Axis(2)) {
         assert!((row.sum() - 1.0).abs() < 1e-6 && row.iter().all(|&v| (0.0..=1.0).contains(&v)));
     }
@@ -360,9 +306,7 @@ fn auroc_matches_a_pair_count() -> TestResult {
     let mut rng = rng::rng(4);
     for n in [2usize, 7, 200] {
         // Scores on a coarse grid, so that ties are frequent.
-        let scores: Vec<f32> = (0..n)
-            .map(|_| rng.random_range(0..6) as f32 / 5.0)
-            .collect();
+        let scores: Vec<f32> = (0..n).map(|_| rng.random_range(0..6) as f32 / 5.0).collect();
         let mut y: Vec<usize> = (0..n).map(|_| rng.random_range(0..2)).collect();
         y[0] = 0;
         y[n - 1] = 1;
@@ -380,11 +324,7 @@ fn auroc_matches_a_pair_count() -> TestResult {
             }
         }
         let a = auroc(&scores, &y)?.expect("both classes present");
-        assert!(
-            (a - wins / pairs).abs() < 1e-12,
-            "n={n}: {a} vs {}",
-            wins / pairs
-        );
+        assert!((a - wins / pairs).abs() < 1e-12, "n={n}: {a} vs {}", wins / pairs);
     }
     assert_eq!(auroc(&[0.1, 0.2], &[0, 0])?, None);
     Ok(())
@@ -398,112 +338,40 @@ fn bad_inputs_are_errors_with_their_details() -> TestResult {
     let x = Array2::<f32>::zeros((5, 3));
     let y = Targets::cross_entropy(&[0, 1, 0, 1, 1]);
 
-    let e = mlp
-        .logits(Array2::zeros((2, 25)).view(), x.view())
-        .unwrap_err();
-    assert_eq!(
-        e,
-        Error::ThetaDim {
-            arch: "3-4-2".into(),
-            expected: 26,
-            got: 25
-        }
-    );
-    assert_eq!(
-        e.to_string(),
-        "weight matrix has 25 columns, the layout 3-4-2 needs D = 26"
-    );
+    let e = mlp.logits(Array2::zeros((2, 25)).view(), x.view()).unwrap_err();
+    assert_eq!(e, Error::ThetaDim { arch: "3-4-2".into(), expected: 26, got: 25 });
+    assert_eq!(e.to_string(), "weight matrix has 25 columns, the layout 3-4-2 needs D = 26");
 
-    let e = mlp
-        .predict(th.view(), Array2::zeros((5, 4)).view())
-        .unwrap_err();
-    assert_eq!(
-        e,
-        Error::InputWidth {
-            expected: 3,
-            got: 4
-        }
-    );
-    assert_eq!(
-        e.to_string(),
-        "inputs have 4 features, the classifier takes 3"
-    );
+    let e = mlp.predict(th.view(), Array2::zeros((5, 4)).view()).unwrap_err();
+    assert_eq!(e, Error::InputWidth { expected: 3, got: 4 });
+    assert_eq!(e.to_string(), "inputs have 4 features, the classifier takes 3");
 
-    let e = mlp
-        .loss(
-            th.view(),
-            x.view(),
-            &Targets::cross_entropy(&[0, 1, 2, 0, 0]),
-        )
-        .unwrap_err();
-    assert_eq!(
-        e,
-        Error::Label {
-            row: 2,
-            label: 2,
-            n_classes: 2
-        }
-    );
-    assert_eq!(
-        e.to_string(),
-        "label 2 at row 2 is out of range for 2 classes"
-    );
+    let e = mlp.loss(th.view(), x.view(), &Targets::cross_entropy(&[0, 1, 2, 0, 0])).unwrap_err();
+    assert_eq!(e, Error::Label { row: 2, label: 2, n_classes: 2 });
+    assert_eq!(e.to_string(), "label 2 at row 2 is out of range for 2 classes");
 
-    let e = mlp
-        .probabilities(Array2::zeros((0, 26)).view(), x.view())
-        .unwrap_err();
+    let e = mlp.probabilities(Array2::zeros((0, 26)).view(), x.view()).unwrap_err();
     assert_eq!(e, Error::Empty { what: "thetas" });
-    let e = mlp
-        .loss_and_grad(th.view(), Array2::zeros((0, 3)).view(), &y)
-        .unwrap_err();
+    let e = mlp.loss_and_grad(th.view(), Array2::zeros((0, 3)).view(), &y).unwrap_err();
     assert_eq!(e, Error::Empty { what: "x" });
     assert_eq!(e.to_string(), "x is empty");
 
-    let e = mlp
-        .loss_and_grad(th.view(), x.view(), &Targets::cross_entropy(&[0, 1]))
-        .unwrap_err();
-    assert_eq!(
-        e,
-        Error::Length {
-            what: "targets",
-            expected: 5,
-            got: 2
-        }
-    );
+    let e = mlp.loss_and_grad(th.view(), x.view(), &Targets::cross_entropy(&[0, 1])).unwrap_err();
+    assert_eq!(e, Error::Length { what: "targets", expected: 5, got: 2 });
 
     let mut bad_x = x.clone();
     bad_x[[3, 1]] = f32::NAN;
     let e = mlp.logits(th.view(), bad_x.view()).unwrap_err();
-    assert!(
-        matches!(e, Error::NonFinite { what: "x", row: 3, col: 1, value } if value.is_nan()),
-        "{e}"
-    );
-    assert_eq!(
-        e.to_string(),
-        "x holds a non-finite value NaN at row 3, column 1"
-    );
+    assert!(matches!(e, Error::NonFinite { what: "x", row: 3, col: 1, value } if value.is_nan()), "{e}");
+    assert_eq!(e.to_string(), "x holds a non-finite value NaN at row 3, column 1");
 
     let mut bad_th = th.clone();
     bad_th[[1, 20]] = f32::INFINITY;
     let e = mlp.loss_and_grad(bad_th.view(), x.view(), &y).unwrap_err();
-    assert_eq!(
-        e,
-        Error::NonFinite {
-            what: "thetas",
-            row: 1,
-            col: 20,
-            value: f32::INFINITY
-        }
-    );
+    assert_eq!(e, Error::NonFinite { what: "thetas", row: 1, col: 20, value: f32::INFINITY });
 
     let one_class = Mlp::new(Layout::parse("3-1")?, Activation::Relu);
-    let e = one_class
-        .loss(
-            Array2::zeros((1, 4)).view(),
-            x.view(),
-            &Targets::disagreement(&[0; 5]),
-        )
-        .unwrap_err();
+    let e = one_class.loss(Array2::zeros((1, 4)).view(), x.view(), &Targets::disagreement(&[0; 5])).unwrap_err();
     assert_eq!(e, Error::TooFewClasses { n_classes: 1 });
     assert!(e.to_string().contains("at least 2 classes"));
     Ok(())
@@ -528,19 +396,8 @@ fn chunked_batches_equal_single_runs() -> TestResult {
         let (l1, g1) = mlp.loss_and_grad(one, x.view(), &targets)?;
         // Equal up to GEMM summation order.
         let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * (1.0 + b.abs());
-        assert!(
-            close(l1[0], losses[mi]),
-            "#{mi}: {} vs {}",
-            l1[0],
-            losses[mi]
-        );
-        assert!(
-            g1.row(0)
-                .iter()
-                .zip(grads.row(mi))
-                .all(|(&a, &b)| close(a, b)),
-            "#{mi}"
-        );
+        assert!(close(l1[0], losses[mi]), "#{mi}: {} vs {}", l1[0], losses[mi]);
+        assert!(g1.row(0).iter().zip(grads.row(mi)).all(|(&a, &b)| close(a, b)), "#{mi}");
         let l_one = mlp.logits(one, x.view())?;
         let l_all = logits.index_axis(Axis(0), mi);
         assert!(l_one.iter().zip(l_all).all(|(&a, &b)| close(a, b)), "#{mi}");

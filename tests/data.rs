@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{array, Array2};
 use weightflow::data::{
-    idx_dataset, load_csv, load_idx, load_idx_labels, parse_csv, parse_idx_images,
-    parse_idx_labels, sample_window, split_indices, CsvHeader, CsvOptions, Dataset, DatasetSpec,
-    Error, LabelColumn, Splits, Standardizer, WindowSampler, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    idx_dataset, load_csv, load_idx, load_idx_labels, parse_csv, parse_idx_images, parse_idx_labels, sample_window,
+    split_indices, CsvHeader, CsvOptions, Dataset, DatasetSpec, Error, LabelColumn, Splits, Standardizer,
+    WindowSampler, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 use weightflow::rng::rng;
 
@@ -56,16 +56,10 @@ fn uci_heart_has_detectrons_splits() -> TestResult {
     assert_eq!(parts.map(|p| p.class_counts()[1]), [139, 52, 54, 264]);
     for p in parts {
         assert_eq!((p.n_features(), p.n_classes), (9, 2));
-        assert_eq!(
-            p.feature_names,
-            ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang"]
-        );
+        assert_eq!(p.feature_names, ["age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalach", "exang"]);
     }
     // First data line of uci_heart_train.csv.
-    assert_eq!(
-        s.train.x.row(0).to_vec(),
-        [44.0, 0.0, 3.0, 108.0, 141.0, 0.0, 0.0, 175.0, 0.0]
-    );
+    assert_eq!(s.train.x.row(0).to_vec(), [44.0, 0.0, 3.0, 108.0, 141.0, 0.0, 0.0, 175.0, 0.0]);
     assert_eq!(s.train.y[0], 0);
     if cfg!(feature = "embedded-data") {
         assert_eq!(s.train.source, "embedded:uci_heart/uci_heart_train.csv");
@@ -83,28 +77,15 @@ fn digits_is_sklearns_and_split_60_20_20() -> TestResult {
     assert!(s.shifted.is_none());
     assert_eq!((s.train.n_features(), s.train.n_classes), (64, 10));
     // data/sklearn/README.md: class counts of the 1797 rows.
-    assert_eq!(
-        sum_counts(&[&s.train, &s.val, &s.test]),
-        [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
-    );
-    assert!(s
-        .train
-        .x
-        .iter()
-        .all(|&v| (0.0..=16.0).contains(&v) && v.fract() == 0.0));
+    assert_eq!(sum_counts(&[&s.train, &s.val, &s.test]), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
+    assert!(s.train.x.iter().all(|&v| (0.0..=16.0).contains(&v) && v.fract() == 0.0));
     Ok(())
 }
 
 #[test]
 fn mnist_test_set_by_path_and_by_name() -> TestResult {
-    let all = load_idx(
-        &data_file("mnist/t10k-images-idx3-ubyte.gz"),
-        &data_file("mnist/t10k-labels-idx1-ubyte.gz"),
-    )?;
-    assert_eq!(
-        (all.len(), all.n_features(), all.n_classes),
-        (10_000, 784, 10)
-    );
+    let all = load_idx(&data_file("mnist/t10k-images-idx3-ubyte.gz"), &data_file("mnist/t10k-labels-idx1-ubyte.gz"))?;
+    assert_eq!((all.len(), all.n_features(), all.n_classes), (10_000, 784, 10));
     assert_eq!(all.y[..10], [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
     let counts = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
     assert_eq!(all.class_counts(), counts);
@@ -114,10 +95,7 @@ fn mnist_test_set_by_path_and_by_name() -> TestResult {
     assert!(all.x.iter().all(|&v| (0.0..=255.0).contains(&v)));
 
     let s = DatasetSpec::Mnist.load(3)?;
-    assert_eq!(
-        [s.train.len(), s.val.len(), s.test.len()],
-        [7_000, 1_000, 2_000]
-    );
+    assert_eq!([s.train.len(), s.val.len(), s.test.len()], [7_000, 1_000, 2_000]);
     assert_eq!(sum_counts(&[&s.train, &s.val, &s.test]), counts);
     Ok(())
 }
@@ -128,10 +106,7 @@ fn iris_has_a_sklearn_header() -> TestResult {
     assert_eq!((iris.len(), iris.n_features(), iris.n_classes), (150, 4, 3));
     assert_eq!(iris.class_counts(), [50, 50, 50]);
     assert_eq!(iris.x.row(0).to_vec(), [5.1, 3.5, 1.4, 0.2]);
-    let forced = CsvOptions {
-        header: CsvHeader::Sklearn,
-        ..Default::default()
-    };
+    let forced = CsvOptions { header: CsvHeader::Sklearn, ..Default::default() };
     assert_eq!(load_csv(&data_file("sklearn/iris.csv"), &forced)?, iris);
     Ok(())
 }
@@ -148,25 +123,16 @@ fn csv_spec_loads_a_users_file() -> TestResult {
     let spec: DatasetSpec = format!("csv:{}#label=y", path.display()).parse()?;
     let s = spec.load(1)?;
     assert_eq!([s.train.len(), s.val.len(), s.test.len()], [6, 2, 2]);
-    assert_eq!(
-        (s.train.feature_names.clone(), s.train.n_classes),
-        (vec!["a".to_string(), "b".to_string()], 3)
-    );
+    assert_eq!((s.train.feature_names.clone(), s.train.n_classes), (vec!["a".to_string(), "b".to_string()], 3));
     for p in [&s.train, &s.val, &s.test] {
         for (row, &y) in p.x.rows().into_iter().zip(&p.y) {
             assert_eq!(y, row[0] as usize % 3);
         }
     }
-    let missing = DatasetSpec::Csv {
-        path: dir.path().join("nope.csv"),
-        label_column: None,
-    };
+    let missing = DatasetSpec::Csv { path: dir.path().join("nope.csv"), label_column: None };
     let err = missing.load(0).unwrap_err();
     assert!(matches!(err, Error::Io { .. }));
-    assert!(err.to_string().starts_with(&format!(
-        "{}: cannot read",
-        dir.path().join("nope.csv").display()
-    )));
+    assert!(err.to_string().starts_with(&format!("{}: cannot read", dir.path().join("nope.csv").display())));
     Ok(())
 }
 
@@ -187,16 +153,10 @@ fn splits_are_deterministic_and_partition_the_rows() -> TestResult {
     let data = Dataset::new(x, vec![0; n], 1, "rows")?;
     let s = Splits::random(&data, [0.6, 0.2, 0.2], &mut rng(5))?;
     let rows = |d: &Dataset| d.x.iter().map(|&v| v as usize).collect::<Vec<_>>();
-    assert_eq!(
-        [rows(&s.train), rows(&s.val), rows(&s.test)],
-        [a[0].clone(), a[1].clone(), a[2].clone()]
-    );
+    assert_eq!([rows(&s.train), rows(&s.val), rows(&s.test)], [a[0].clone(), a[1].clone(), a[2].clone()]);
 
     assert_eq!(DatasetSpec::Digits.load(11)?, DatasetSpec::Digits.load(11)?);
-    assert_ne!(
-        DatasetSpec::Digits.load(11)?.train,
-        DatasetSpec::Digits.load(12)?.train
-    );
+    assert_ne!(DatasetSpec::Digits.load(11)?.train, DatasetSpec::Digits.load(12)?.train);
     Ok(())
 }
 
@@ -204,35 +164,19 @@ fn splits_are_deterministic_and_partition_the_rows() -> TestResult {
 fn windows_from_the_shifted_pool() -> TestResult {
     let pool = DatasetSpec::UciHeart.load(0)?.shifted.ok_or("shifted")?;
     let sampler = WindowSampler::new(&pool, 20, 42)?;
-    assert_eq!(
-        sampler.window(5),
-        WindowSampler::new(&pool, 20, 42)?.window(5)
-    );
+    assert_eq!(sampler.window(5), WindowSampler::new(&pool, 20, 42)?.window(5));
     let mut idx = sampler.indices(5);
     idx.sort_unstable();
     idx.dedup();
     assert_eq!(idx.len(), 20);
-    assert_eq!(
-        sample_window(&pool, 10, &mut rng(1))?,
-        sample_window(&pool, 10, &mut rng(1))?
-    );
+    assert_eq!(sample_window(&pool, 10, &mut rng(1))?, sample_window(&pool, 10, &mut rng(1))?);
 
     let err = sample_window(&pool, 324, &mut rng(1)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!(
-            "{}: expected a window size in 1..=323 (distinct rows of the pool), found 324",
-            pool.source
-        )
+        format!("{}: expected a window size in 1..=323 (distinct rows of the pool), found 324", pool.source)
     );
-    assert!(matches!(
-        WindowSampler::new(&pool, 0, 1),
-        Err(Error::WindowSize {
-            requested: 0,
-            available: 323,
-            ..
-        })
-    ));
+    assert!(matches!(WindowSampler::new(&pool, 0, 1), Err(Error::WindowSize { requested: 0, available: 323, .. })));
     Ok(())
 }
 
@@ -244,10 +188,7 @@ fn standardizer_matches_a_hand_computation() -> TestResult {
     let s = Standardizer::fit(&x)?;
     // Column 0: mean 12/3 = 4, variance (9 + 1 + 16)/3 = 26/3. Column 1 is constant: mean 2, std set to 1.
     // Column 2: mean 4.5/3 = 1.5, variance (12.25 + 6.25 + 1)/3 = 6.5. Population std (ddof = 0).
-    let (mean, std) = (
-        [4.0f64, 2.0, 1.5],
-        [(26.0f64 / 3.0).sqrt(), 1.0, 6.5f64.sqrt()],
-    );
+    let (mean, std) = ([4.0f64, 2.0, 1.5], [(26.0f64 / 3.0).sqrt(), 1.0, 6.5f64.sqrt()]);
     for j in 0..3 {
         assert!((f64::from(s.mean[j]) - mean[j]).abs() < 1e-6);
         assert!((f64::from(s.std[j]) - std[j]).abs() < 1e-6);
@@ -256,10 +197,7 @@ fn standardizer_matches_a_hand_computation() -> TestResult {
     let t = s.transform(&data)?;
     for ((i, j), &v) in t.x.indexed_iter() {
         let want = (f64::from(x[[i, j]]) - mean[j]) / std[j];
-        assert!(
-            (f64::from(v) - want).abs() < 1e-6,
-            "[{i},{j}] {v} vs {want}"
-        );
+        assert!((f64::from(v) - want).abs() < 1e-6, "[{i},{j}] {v} vs {want}");
     }
     assert_eq!(t.x.column(1).to_vec(), [0.0, 0.0, 0.0]);
     assert_eq!(t.y, data.y);
@@ -295,22 +233,12 @@ fn truncated_gzip_names_the_file() -> TestResult {
     let err = load_idx_labels(&path).unwrap_err();
     assert!(matches!(err, Error::Gzip { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.starts_with(&format!(
-            "{}: truncated or corrupt gzip stream (failed after ",
-            path.display()
-        )),
-        "{msg}"
-    );
+    assert!(msg.starts_with(&format!("{}: truncated or corrupt gzip stream (failed after ", path.display())), "{msg}");
 
     let mut corrupt = good.clone();
     corrupt[100] ^= 0xff;
     let err = parse_idx_labels(&corrupt, "corrupt.gz").unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("corrupt.gz: truncated or corrupt gzip stream"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("corrupt.gz: truncated or corrupt gzip stream"), "{err}");
     Ok(())
 }
 
@@ -333,15 +261,9 @@ fn bad_idx_magic_names_the_offset_and_both_values() {
 fn truncated_idx_header_and_data() {
     let short = &idx(IDX_IMAGES_MAGIC, &[3, 2, 2], &[])[..10];
     let err = parse_idx_images(short, "short").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "short: truncated IDX header: expected 16 bytes, found 10"
-    );
+    assert_eq!(err.to_string(), "short: truncated IDX header: expected 16 bytes, found 10");
     let err = parse_idx_labels(&[0, 0], "tiny").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "tiny: truncated IDX header: expected 4 bytes, found 2"
-    );
+    assert_eq!(err.to_string(), "tiny: truncated IDX header: expected 4 bytes, found 2");
 
     let img = idx(IDX_IMAGES_MAGIC, &[3, 2, 2], &[1, 2, 3, 4, 5]);
     let err = parse_idx_images(&gzip(&img), "img.gz").unwrap_err();
@@ -349,15 +271,7 @@ fn truncated_idx_header_and_data() {
         err.to_string(),
         "img.gz (decompressed): truncated IDX data at byte offset 16: expected 12 bytes (dimensions [3, 2, 2]), found 5"
     );
-    assert!(matches!(
-        err,
-        Error::IdxData {
-            offset: 16,
-            expected: 12,
-            found: 5,
-            ..
-        }
-    ));
+    assert!(matches!(err, Error::IdxData { offset: 16, expected: 12, found: 5, .. }));
 
     let lab = idx(IDX_LABELS_MAGIC, &[1 << 31], &[1; 7]);
     let err = parse_idx_labels(&lab, "lab").unwrap_err();
@@ -372,28 +286,15 @@ fn label_count_must_match_image_count() -> TestResult {
     let img = idx(IDX_IMAGES_MAGIC, &[3, 1, 1], &[1, 2, 3]);
     let lab = idx(IDX_LABELS_MAGIC, &[2], &[0, 1]);
     let err = idx_dataset(&img, "i.idx", &lab, "l.idx").unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "l.idx: expected 3 labels (one per image of i.idx), found 2"
-    );
+    assert_eq!(err.to_string(), "l.idx: expected 3 labels (one per image of i.idx), found 2");
 
     let dir = tempfile::tempdir()?;
     let (ip, lp) = (dir.path().join("i.gz"), dir.path().join("l"));
     std::fs::write(&ip, gzip(&img))?;
     std::fs::write(&lp, &lab)?;
     let err = load_idx(&ip, &lp).unwrap_err();
-    assert!(matches!(
-        err,
-        Error::IdxCount {
-            images: 3,
-            labels: 2,
-            ..
-        }
-    ));
-    assert!(
-        err.to_string().contains(&lp.display().to_string())
-            && err.to_string().contains(&ip.display().to_string())
-    );
+    assert!(matches!(err, Error::IdxCount { images: 3, labels: 2, .. }));
+    assert!(err.to_string().contains(&lp.display().to_string()) && err.to_string().contains(&ip.display().to_string()));
     Ok(())
 }
 
@@ -419,30 +320,12 @@ fn ragged_row_names_line_and_counts() {
 #[test]
 fn non_numeric_nan_and_inf_cells_are_quoted() {
     let cases: [(&[u8], &str); 6] = [
-        (
-            b"a,b,label\n1,abc,0\n",
-            "column 2: expected a number, found \"abc\"",
-        ),
-        (
-            b"a,b,label\n1,,0\n",
-            "column 2: expected a number, found \"\"",
-        ),
-        (
-            b"a,b,label\nNaN,1,0\n",
-            "column 1: expected a finite number, found \"NaN\"",
-        ),
-        (
-            b"a,b,label\n1,inf,0\n",
-            "column 2: expected a finite number, found \"inf\"",
-        ),
-        (
-            b"a,b,label\n1,-Infinity,0\n",
-            "column 2: expected a finite number, found \"-Infinity\"",
-        ),
-        (
-            b"a,b,label\n1e39,1,0\n",
-            "column 1: expected a finite number, found \"1e39\"",
-        ),
+        (b"a,b,label\n1,abc,0\n", "column 2: expected a number, found \"abc\""),
+        (b"a,b,label\n1,,0\n", "column 2: expected a number, found \"\""),
+        (b"a,b,label\nNaN,1,0\n", "column 1: expected a finite number, found \"NaN\""),
+        (b"a,b,label\n1,inf,0\n", "column 2: expected a finite number, found \"inf\""),
+        (b"a,b,label\n1,-Infinity,0\n", "column 2: expected a finite number, found \"-Infinity\""),
+        (b"a,b,label\n1e39,1,0\n", "column 1: expected a finite number, found \"1e39\""),
     ];
     for (text, want) in cases {
         let (msg, path) = csv_error(text, &CsvOptions::default());
@@ -465,54 +348,27 @@ fn bad_labels_are_rejected() {
 fn empty_files_and_missing_label_column() {
     for text in [&b""[..], b"\n  \n\r\n"] {
         let (msg, path) = csv_error(text, &CsvOptions::default());
-        assert_eq!(
-            msg,
-            format!("{path}: empty file, expected a header or data rows")
-        );
+        assert_eq!(msg, format!("{path}: empty file, expected a header or data rows"));
     }
     let (msg, path) = csv_error(b"a,b,label\n", &CsvOptions::default());
-    assert_eq!(
-        msg,
-        format!("{path}: expected data rows after the header line, found none")
-    );
+    assert_eq!(msg, format!("{path}: expected data rows after the header line, found none"));
     let (msg, path) = csv_error(&gzip(b""), &CsvOptions::default());
-    assert_eq!(
-        msg,
-        format!("{path}: empty file, expected a header or data rows")
-    );
+    assert_eq!(msg, format!("{path}: empty file, expected a header or data rows"));
 
-    let by_name = CsvOptions {
-        label_column: LabelColumn::Name("target".into()),
-        ..Default::default()
-    };
+    let by_name = CsvOptions { label_column: LabelColumn::Name("target".into()), ..Default::default() };
     let (msg, path) = csv_error(b"a,b,label\n1,2,0\n", &by_name);
-    assert_eq!(
-        msg,
-        format!("{path}:1: expected a label column \"target\", found columns a, b, label")
-    );
+    assert_eq!(msg, format!("{path}:1: expected a label column \"target\", found columns a, b, label"));
     let (msg, path) = csv_error(b"1,2,0\n", &by_name);
-    assert_eq!(
-        msg,
-        format!("{path}:1: expected a label column \"target\", found no header and 3 columns")
-    );
+    assert_eq!(msg, format!("{path}:1: expected a label column \"target\", found no header and 3 columns"));
 }
 
 #[test]
 fn non_utf8_and_bad_sklearn_header() {
     let (msg, path) = csv_error(b"a,label\n1,0\n\xff,1\n", &CsvOptions::default());
-    assert_eq!(
-        msg,
-        format!("{path}:3: expected UTF-8 text, found invalid bytes")
-    );
-    let forced = CsvOptions {
-        header: CsvHeader::Sklearn,
-        ..Default::default()
-    };
+    assert_eq!(msg, format!("{path}:3: expected UTF-8 text, found invalid bytes"));
+    let forced = CsvOptions { header: CsvHeader::Sklearn, ..Default::default() };
     let (msg, path) = csv_error(b"a,b,label\n1,2,0\n", &forced);
-    assert_eq!(
-        msg,
-        format!("{path}:1: column 1: expected a number, found \"a\"")
-    );
+    assert_eq!(msg, format!("{path}:1: column 1: expected a number, found \"a\""));
 }
 
 #[test]

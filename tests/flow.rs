@@ -6,8 +6,7 @@ use ndarray::{s, Array2, Array3, ArrayView2};
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use weightflow::flow::{
-    train_meta, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig, NetConfig, Objective,
-    Sampler,
+    train_meta, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig, NetConfig, Objective, Sampler,
 };
 use weightflow::rng::{self, Rng};
 use weightflow::space::{KaimingUniform, Layout, Source};
@@ -41,10 +40,7 @@ const SIGMA: [[f64; 2]; 2] = [[0.25, 0.12], [0.12, 0.16]];
 
 fn final_sample(rng: &mut Rng) -> [f32; 2] {
     let (a, b): (f64, f64) = (StandardNormal.sample(rng), StandardNormal.sample(rng));
-    [
-        (MU[0] + 0.5 * a) as f32,
-        (MU[1] + 0.24 * a + 0.32 * b) as f32,
-    ]
+    [(MU[0] + 0.5 * a) as f32, (MU[1] + 0.24 * a + 0.32 * b) as f32]
 }
 
 /// `[R, K+1, 2]` for the layout `1-1` (D = 2): Kaiming inits (uniform ±1), finals ~ N(μ, Σ), and for K = 2 a
@@ -69,11 +65,7 @@ fn gaussian_runs(layout: &Layout, runs: usize, k: usize, seed: u64) -> Array3<f3
 fn small_config(objective: Objective, steps: usize) -> MetaTrainConfig {
     MetaTrainConfig {
         objective,
-        net: NetConfig {
-            hidden: vec![64, 64],
-            time_dim: 16,
-            cond_dim: 0,
-        },
+        net: NetConfig { hidden: vec![64, 64], time_dim: 16, cond_dim: 0 },
         batch_size: 64,
         steps,
         lr: 3e-3,
@@ -85,22 +77,13 @@ fn small_config(objective: Objective, steps: usize) -> MetaTrainConfig {
     }
 }
 
-fn assert_gaussian(
-    x: ArrayView2<f32>,
-    mu: [f64; 2],
-    sigma: [[f64; 2]; 2],
-    tol_mean: f64,
-    tol_cov: f64,
-) {
+fn assert_gaussian(x: ArrayView2<f32>, mu: [f64; 2], sigma: [[f64; 2]; 2], tol_mean: f64, tol_cov: f64) {
     let (m, c) = moments(x);
     eprintln!("mean {m:.3?} (want {mu:.3?}), cov {c:.3?} (want {sigma:.3?})");
     for i in 0..2 {
         assert!((m[i] - mu[i]).abs() < tol_mean, "mean {m:?} vs {mu:?}");
         for j in 0..2 {
-            assert!(
-                (c[i][j] - sigma[i][j]).abs() < tol_cov,
-                "cov {c:?} vs {sigma:?}"
-            );
+            assert!((c[i][j] - sigma[i][j]).abs() < tol_cov, "cov {c:?} vs {sigma:?}");
         }
     }
 }
@@ -111,9 +94,7 @@ fn cfm_learns_a_gaussian_of_final_weights_from_fresh_source_samples() -> TestRes
     let traj = gaussian_runs(&layout, 1024, 1, 1);
     let cfg = small_config(Objective::Cfm, 1200);
     let mut last = f32::NAN;
-    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, l| {
-        last = l
-    })?;
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, l| last = l)?;
     assert!(last.is_finite());
     let x = model.generate(4000, Sampler::Euler, 50, 123)?;
     assert_gaussian(x.view(), MU, SIGMA, 0.06, 0.04);
@@ -124,10 +105,7 @@ fn cfm_learns_a_gaussian_of_final_weights_from_fresh_source_samples() -> TestRes
 fn mmfm_learns_the_final_and_the_intermediate_marginal() -> TestResult {
     let layout = Layout::parse("1-1")?;
     let traj = gaussian_runs(&layout, 1024, 2, 2);
-    let cfg = MetaTrainConfig {
-        intermediates: 1,
-        ..small_config(Objective::Mmfm, 1200)
-    };
+    let cfg = MetaTrainConfig { intermediates: 1, ..small_config(Objective::Mmfm, 1200) };
     let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
     let path = model.generate_path(4000, Sampler::Heun, 40, 5, 20)?;
     let ts: Vec<f32> = path.iter().map(|(t, _)| *t).collect();
@@ -135,10 +113,8 @@ fn mmfm_learns_the_final_and_the_intermediate_marginal() -> TestResult {
     assert_gaussian(path[2].1.view(), MU, SIGMA, 0.06, 0.04);
     // The middle marginal: (init + final)/2 + 0.5 → mean μ/2 + 0.5, covariance (Σ + I/3)/4 (inits U(±1)).
     let mid_mu = [MU[0] / 2.0 + 0.5, MU[1] / 2.0 + 0.5];
-    let mid_sigma = [
-        [(SIGMA[0][0] + 1.0 / 3.0) / 4.0, SIGMA[0][1] / 4.0],
-        [SIGMA[1][0] / 4.0, (SIGMA[1][1] + 1.0 / 3.0) / 4.0],
-    ];
+    let mid_sigma =
+        [[(SIGMA[0][0] + 1.0 / 3.0) / 4.0, SIGMA[0][1] / 4.0], [SIGMA[1][0] / 4.0, (SIGMA[1][1] + 1.0 / 3.0) / 4.0]];
     assert_gaussian(path[1].1.view(), mid_mu, mid_sigma, 0.06, 0.04);
     Ok(())
 }
@@ -164,11 +140,7 @@ fn jko_potential_step_reproduces_the_next_marginal_of_a_quadratic_gradient_flow(
         traj
     };
     let traj = make(512, 3);
-    let cfg = MetaTrainConfig {
-        intermediates: k - 1,
-        align: false,
-        ..small_config(Objective::Jko, 800)
-    };
+    let cfg = MetaTrainConfig { intermediates: k - 1, align: false, ..small_config(Objective::Jko, 800) };
     let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
     assert_eq!(model.marginal_times().len(), k + 1);
     let held_out = make(2000, 4);
@@ -181,18 +153,12 @@ fn jko_potential_step_reproduces_the_next_marginal_of_a_quadratic_gradient_flow(
     let (got, want) = (mean(path[1].1.view()), mean(held_out.slice(s![.., 1, ..])));
     eprintln!("step 1: mean {got:.4?}, next marginal {want:.4?}");
     for j in 0..2 {
-        assert!(
-            (got[j] - want[j]).abs() < 0.04,
-            "step 1: {got:?} vs {want:?}"
-        );
+        assert!((got[j] - want[j]).abs() < 0.04, "step 1: {got:?} vs {want:?}");
     }
     let (got, want) = (mean(path[k].1.view()), mean(held_out.slice(s![.., k, ..])));
     eprintln!("step {k}: mean {got:.4?}, marginal {want:.4?}");
     for j in 0..2 {
-        assert!(
-            (got[j] - want[j]).abs() < 0.12,
-            "step {k}: {got:?} vs {want:?}"
-        );
+        assert!((got[j] - want[j]).abs() < 0.12, "step {k}: {got:?} vs {want:?}");
     }
     Ok(())
 }
@@ -211,20 +177,13 @@ fn tiny_model(seed: u64) -> Result<(Layout, MetaModel), Error> {
     let cfg = MetaTrainConfig {
         objective: Objective::Mmfm,
         coupling: Coupling::Ot,
-        net: NetConfig {
-            hidden: vec![16],
-            time_dim: 4,
-            cond_dim: 0,
-        },
+        net: NetConfig { hidden: vec![16], time_dim: 4, cond_dim: 0 },
         batch_size: 8,
         steps: 20,
         seed,
         ..MetaTrainConfig::default()
     };
-    Ok((
-        layout.clone(),
-        train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?,
-    ))
+    Ok((layout.clone(), train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?))
 }
 
 #[test]
@@ -249,22 +208,14 @@ fn save_load_round_trip_and_refusals() -> TestResult {
     assert_eq!(loaded.activation(), Some("relu"));
     assert_eq!(loaded.layout(), &layout);
     assert_eq!(loaded.config(), model.config());
-    assert_eq!(
-        loaded.generate(7, Sampler::Heun, 10, 11)?,
-        model.generate(7, Sampler::Heun, 10, 11)?
-    );
+    assert_eq!(loaded.generate(7, Sampler::Heun, 10, 11)?, model.generate(7, Sampler::Heun, 10, 11)?);
     // Deterministic writer: saving again gives the same weight bytes.
     let d2 = dir.path().join("m2");
     loaded.save(&d2, "relu")?;
-    assert_eq!(
-        std::fs::read(d1.join("meta.safetensors"))?,
-        std::fs::read(d2.join("meta.safetensors"))?
-    );
+    assert_eq!(std::fs::read(d1.join("meta.safetensors"))?, std::fs::read(d2.join("meta.safetensors"))?);
 
     let expect_err = |dir: &std::path::Path, needle: &str| {
-        let e = MetaModel::load(dir, &Device::Cpu)
-            .expect_err("a damaged model must be refused")
-            .to_string();
+        let e = MetaModel::load(dir, &Device::Cpu).expect_err("a damaged model must be refused").to_string();
         assert!(e.contains(needle), "{needle:?} not in {e:?}");
     };
     // A flipped byte in the weights.
@@ -284,10 +235,7 @@ fn save_load_round_trip_and_refusals() -> TestResult {
         expect_err(&d1, needle);
         Ok(())
     };
-    edit(
-        &|v| v["format"] = "something.else".into(),
-        "format check failed",
-    )?;
+    edit(&|v| v["format"] = "something.else".into(), "format check failed")?;
     edit(&|v| v["version"] = 2.into(), "version check failed")?;
     edit(
         &|v| {
@@ -298,67 +246,5 @@ fn save_load_round_trip_and_refusals() -> TestResult {
     )?;
     std::fs::write(d1.join("meta.json"), &json)?;
     MetaModel::load(&d1, &Device::Cpu)?;
-    Ok(())
-}
-
-/// Generation speed on the UCI-heart layout (D = 466) with the default 3×512 net: 1,000 samples, 50 Euler
-/// steps. Run with `cargo test --test flow -- --ignored --nocapture generation_speed`.
-#[test]
-#[ignore = "timing, not a check"]
-fn generation_speed() -> TestResult {
-    let layout = Layout::parse("9-16-16-2")?;
-    let traj = {
-        let mut r = rng::rng(1);
-        let x = KaimingUniform.sample(&layout, 8, &mut r);
-        Array3::from_shape_fn((4, 3, layout.dim()), |(run, k, j)| {
-            x[[run * 2 + k.min(1), j]]
-        })
-    };
-    let cfg = MetaTrainConfig {
-        steps: 1,
-        batch_size: 4,
-        ..MetaTrainConfig::default()
-    };
-    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
-    // Training steps at full size: B = 256, minibatch OT, 3×512 (for the record, not a check).
-    for objective in [Objective::Cfm, Objective::Mmfm, Objective::Jko] {
-        let cfg = MetaTrainConfig {
-            objective,
-            steps: 10,
-            ..MetaTrainConfig::default()
-        };
-        let t = std::time::Instant::now();
-        train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
-        eprintln!(
-            "{objective:?}: {:.0} ms per training step",
-            t.elapsed().as_secs_f64() * 100.0
-        );
-    }
-    model.generate(1000, Sampler::Euler, 50, 0)?; // warm-up
-    let mut best = f64::INFINITY;
-    for seed in 0..3 {
-        let t = std::time::Instant::now();
-        let x = model.generate(1000, Sampler::Euler, 50, seed)?;
-        best = best.min(t.elapsed().as_secs_f64());
-        assert_eq!(x.dim(), (1000, 466));
-    }
-    eprintln!("generate(1000 × D=466, 3×512, 50 Euler steps): best of 3 = {best:.3} s");
-    // Reference: the bare matmuls of those 50 steps (2.07 GFLOP per step), to tell overhead from GEMM speed.
-    let dev = Device::Cpu;
-    let x = candle_core::Tensor::ones((1000, 530), candle_core::DType::F32, &dev)?;
-    let w0 = candle_core::Tensor::ones((530, 512), candle_core::DType::F32, &dev)?;
-    let w1 = candle_core::Tensor::ones((512, 512), candle_core::DType::F32, &dev)?;
-    let w3 = candle_core::Tensor::ones((512, 466), candle_core::DType::F32, &dev)?;
-    let t = std::time::Instant::now();
-    for _ in 0..50 {
-        let h = x.matmul(&w0)?;
-        let h = h.matmul(&w1)?.matmul(&w1)?;
-        h.matmul(&w3)?;
-    }
-    let secs = t.elapsed().as_secs_f64();
-    eprintln!(
-        "bare matmuls of 50 steps: {secs:.3} s ({:.0} GFLOP/s)",
-        50.0 * 2.07 / secs
-    );
     Ok(())
 }

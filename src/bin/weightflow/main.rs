@@ -1,1 +1,46 @@
-fn main() {}
+//! `weightflow`: the command-line tool. This file only parses, dispatches and maps results to exit codes;
+//! each subcommand lives in its own module.
+//!
+//! Exit codes: 0 success; 1 the command failed (bad input, I/O, training error; the message is on stderr);
+//! 2 the command line itself is malformed (clap's usage error).
+
+mod info;
+mod output;
+mod quickstart;
+mod train_base;
+
+use clap::{Parser, Subcommand};
+
+/// Generative meta-models of classifier weights, and harmful covariate-shift detection.
+#[derive(Debug, Parser)]
+#[command(name = "weightflow", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train R base classifiers as one batched computation and save their checkpoint trajectories.
+    TrainBase(train_base::Args),
+    /// Summarise a trajectory set (`--json` for the stable machine-readable form).
+    Info(info::Args),
+    /// The README's main job on the embedded UCI heart data: train trajectories and summarise them.
+    Quickstart(quickstart::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::TrainBase(a) => train_base::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Quickstart(a) => quickstart::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(e.as_ref());
+            std::process::ExitCode::from(1)
+        }
+    }
+}
