@@ -4,10 +4,13 @@
 //! Exit codes: 0 success; 1 the command failed (bad input, I/O, training error; the message is on stderr);
 //! 2 the command line itself is malformed (clap's usage error).
 
+mod args;
+mod generate;
 mod info;
 mod output;
 mod quickstart;
 mod train_base;
+mod train_meta;
 
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,10 @@ enum Command {
     TrainBase(train_base::Args),
     /// Summarise a trajectory set (`--json` for the stable machine-readable form).
     Info(info::Args),
+    /// Train a flow meta-model (CFM, MMFM or JKO) on a trajectory set.
+    TrainMeta(train_meta::Args),
+    /// Generate classifiers from a meta-model.
+    Generate(generate::Args),
     /// The README's main job on the embedded UCI heart data: train trajectories and summarise them.
     Quickstart(quickstart::Args),
 }
@@ -34,6 +41,8 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::TrainBase(a) => train_base::run(a),
         Command::Info(a) => info::run(a),
+        Command::TrainMeta(a) => train_meta::run(a),
+        Command::Generate(a) => generate::run(a),
         Command::Quickstart(a) => quickstart::run(a),
     };
     match result {
@@ -42,5 +51,15 @@ fn main() -> std::process::ExitCode {
             output::error(e.as_ref());
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,135 @@
+//! `weightflow train-meta`: a flow meta-model (CFM, MMFM or JKO) over a trajectory set's weight space.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use weightflow::flow::{train_meta, Coupling, LrSchedule, MetaTrainConfig, Objective};
+use weightflow::space::SourceKind;
+use weightflow::train::{device, DeviceKind, TrajectorySet};
+
+use crate::args::{kebab, widths};
+use crate::output;
+
+/// Command-line arguments of `train-meta`; unset settings take [`MetaTrainConfig::default`]'s values.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A trajectory set written by `train-base`.
+    #[arg(long)]
+    pub trajectories: PathBuf,
+    /// Objective: cfm, mmfm or jko.
+    #[arg(long, value_parser = kebab::<Objective>, default_value = "cfm")]
+    pub objective: Objective,
+    /// Intermediate marginals used by MMFM and JKO (k of MMFM_k / JKO(k+1)).
+    #[arg(long)]
+    pub intermediates: Option<usize>,
+    /// Coupling of source samples to checkpoints: ot, independent or trajectory.
+    #[arg(long, value_parser = kebab::<Coupling>)]
+    pub coupling: Option<Coupling>,
+    /// Source distribution p_0: kaiming or gaussian.
+    #[arg(long, value_parser = kebab::<SourceKind>)]
+    pub source: Option<SourceKind>,
+    /// Hidden widths of the velocity network, comma-separated.
+    #[arg(long)]
+    pub hidden: Option<String>,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Minibatch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate (AdamW).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule: constant or cosine.
+    #[arg(long, value_parser = kebab::<LrSchedule>)]
+    pub schedule: Option<LrSchedule>,
+    /// EMA decay of the weights used for sampling (0 turns EMA off).
+    #[arg(long)]
+    pub ema_decay: Option<f64>,
+    /// Noise σ around the interpolation path (in scaled units).
+    #[arg(long)]
+    pub sigma: Option<f32>,
+    /// Skip the weight-matching alignment of the runs (an ablation: expect collapse).
+    #[arg(long)]
+    pub no_align: bool,
+    /// Seed of initialisation, minibatches and source samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Device: cpu, or cuda with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// Output directory (meta.json + meta.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// The resolved training configuration.
+    pub fn config(&self) -> Result<MetaTrainConfig, String> {
+        let mut c = MetaTrainConfig { objective: self.objective, seed: self.seed, align: !self.no_align, ..Default::default() };
+        c.intermediates = self.intermediates.unwrap_or(c.intermediates);
+        c.coupling = self.coupling.unwrap_or(c.coupling);
+        c.source = self.source.unwrap_or(c.source);
+        if let Some(h) = &self.hidden {
+            c.net.hidden = widths(h).map_err(|e| format!("--hidden {h:?}: {e}"))?;
+        }
+        c.steps = self.steps.unwrap_or(c.steps);
+        c.batch_size = self.batch_size.unwrap_or(c.batch_size);
+        c.lr = self.lr.unwrap_or(c.lr);
+        c.schedule = self.schedule.unwrap_or(c.schedule);
+        c.ema_decay = match self.ema_decay {
+            Some(d) if d == 0.0 => None,
+            Some(d) => Some(d),
+            None => c.ema_decay,
+        };
+        c.sigma = self.sigma.unwrap_or(c.sigma);
+        Ok(c)
+    }
+}
+
+/// Runs `train-meta`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let set = TrajectorySet::load(&args.trajectories)?;
+    let cfg = args.config()?;
+    let m = &set.manifest;
+    output::say(format_args!(
+        "training a {:?} meta-model over {} runs of {} (D = {}) for {} steps",
+        cfg.objective,
+        m.runs,
+        m.layout,
+        m.layout.dim(),
+        cfg.steps
+    ));
+    let dev = device(args.device)?;
+    let bar = output::progress(cfg.steps as u64, "train-meta", args.quiet);
+    let model = train_meta(&m.layout, set.thetas().view(), &cfg, &dev, &mut |step, _total, loss| {
+        bar.set_position(step as u64);
+        bar.set_prefix(format!("loss {loss:.4}"));
+    })?;
+    bar.finish_and_clear();
+    let activation = serde_json::to_value(m.activation)?;
+    model.save(&args.out, activation.as_str().unwrap_or("relu"))?;
+    output::say(format_args!(
+        "wrote {} ({:.1} s of training, final loss {:.4})",
+        args.out.display(),
+        model.train_seconds(),
+        model.final_loss()
+    ));
+    if args.json {
+        output::json(&json!({
+            "schema": "train-meta/1",
+            "out": args.out,
+            "objective": cfg.objective,
+            "train_seconds": model.train_seconds(),
+            "final_loss": model.final_loss(),
+            "config": cfg,
+        }))?;
+    }
+    Ok(())
+}
