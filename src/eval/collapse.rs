@@ -31,8 +31,7 @@ pub fn constant_predictors(preds: ArrayView2<'_, usize>) -> Result<usize, Error>
 pub fn mean_weight_norm(thetas: ArrayView2<'_, f32>) -> Result<f64, Error> {
     check_nonempty("thetas", thetas)?;
     check_finite("thetas", thetas)?;
-    let total: f64 =
-        thetas.rows().into_iter().map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).sum();
+    let total: f64 = thetas.rows().into_iter().map(|r| r.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()).sum();
     Ok(total / thetas.nrows() as f64)
 }
 
@@ -84,7 +83,17 @@ mod tests {
     fn spread_subsamples_large_populations_deterministically() {
         // 2,500 points in two clusters ±5·e1 (alternating): over all pairs, 10 · 1250² / C(2500, 2) = 5.002; a
         // subsample of 2,000 rows with n_1 + n_2 = 2,000 gives 10 · n_1 n_2 / C(2000, 2) ≈ 5.0 as well.
-        let t = ndarray::Array2::from_shape_fn((2500, 2), |(i, c)| if c == 0 { if i % 2 == 0 { 5.0 } else { -5.0 } } else { 0.0 });
+        let t = ndarray::Array2::from_shape_fn((2500, 2), |(i, c)| {
+            if c == 0 {
+                if i % 2 == 0 {
+                    5.0
+                } else {
+                    -5.0
+                }
+            } else {
+                0.0
+            }
+        });
         let a = spread(t.view()).unwrap();
         assert_eq!(a, spread(t.view()).unwrap());
         assert!((a - 5.0).abs() < 0.1, "{a}");

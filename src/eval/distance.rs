@@ -115,7 +115,8 @@ mod tests {
     fn nearest_neighbours_on_a_grid() {
         // Reference: the integer grid {0,1,2}² (9 points). Queries (0.1, 0.2) → (0,0) at √0.05;
         // (1.5, 2.0) → (1,2) or (2,2) at 0.5; (3, 3) → (2,2) at √2; (1, 1) → itself at 0.
-        let grid = ndarray::Array2::from_shape_fn((9, 2), |(i, c)| if c == 0 { (i / 3) as f32 } else { (i % 3) as f32 });
+        let grid =
+            ndarray::Array2::from_shape_fn((9, 2), |(i, c)| if c == 0 { (i / 3) as f32 } else { (i % 3) as f32 });
         let q = array![[0.1f32, 0.2], [1.5, 2.0], [3.0, 3.0], [1.0, 1.0]];
         let expected = (0.05f64.sqrt() + 0.5 + 2f64.sqrt() + 0.0) / 4.0;
         assert!((nn_distance(q.view(), grid.view()).unwrap() - expected).abs() < 1e-6);
@@ -132,7 +133,9 @@ mod tests {
         assert_eq!(nn_distance(base.view(), base.view()).unwrap(), 0.0);
         let loo = nn_distance_loo(base.view()).unwrap();
         let brute: f64 = (0..300)
-            .map(|i| (0..300).filter(|&j| j != i).map(|j| euclidean(base.row(i), base.row(j))).fold(f64::INFINITY, f64::min))
+            .map(|i| {
+                (0..300).filter(|&j| j != i).map(|j| euclidean(base.row(i), base.row(j))).fold(f64::INFINITY, f64::min)
+            })
             .sum::<f64>()
             / 300.0;
         assert!((loo - brute).abs() < 1e-3 * brute, "{loo} vs {brute}");

@@ -31,8 +31,7 @@ pub fn mean_pairwise_disagreement(preds: ArrayView2<'_, usize>) -> Result<Option
         // Class counts as the lengths of runs of equal labels in the sorted column (labels are not bounded).
         column_sorted.iter_mut().zip(column).for_each(|(s, &c)| *s = c);
         column_sorted.sort_unstable();
-        let agreeing: usize =
-            column_sorted.chunk_by(|a, b| a == b).map(|run| run.len() * (run.len() - 1) / 2).sum();
+        let agreeing: usize = column_sorted.chunk_by(|a, b| a == b).map(|run| run.len() * (run.len() - 1) / 2).sum();
         total += 1.0 - agreeing as f64 / pairs;
     }
     Ok(Some(total / b as f64))

@@ -56,13 +56,16 @@ fn loss_and_accuracy(
             z.outer_iter()
                 .zip(y)
                 .filter(|(row, &label)| {
-                    let argmax = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (c, &v)| {
-                        if v > b.1 {
-                            (c, v)
-                        } else {
-                            b
-                        }
-                    });
+                    let argmax = row.iter().enumerate().fold(
+                        (0, f32::NEG_INFINITY),
+                        |b, (c, &v)| {
+                            if v > b.1 {
+                                (c, v)
+                            } else {
+                                b
+                            }
+                        },
+                    );
                     argmax.0 == label
                 })
                 .count()

@@ -27,12 +27,12 @@
 use ndarray::{s, ArrayView2, ArrayView3, Axis};
 use serde::{Deserialize, Serialize};
 
+use super::Error;
 use super::{
     accuracy_stats, constant_predictors, error_iou, mean_pairwise_disagreement, mean_weight_norm, nn_distance,
-    nn_distance_loo, path_loss, spread, steps_to_accuracy, w1, EvalData, FinetuneConfig, InitSteps, PathPoint,
-    Stats, W1Config, W1Method,
+    nn_distance_loo, path_loss, spread, steps_to_accuracy, w1, EvalData, FinetuneConfig, InitSteps, PathPoint, Stats,
+    W1Config, W1Method,
 };
-use super::Error;
 use crate::classifier::Mlp;
 use crate::space::{KaimingUniform, Source as _};
 
@@ -293,7 +293,10 @@ pub fn evaluate_generation(inputs: &GenerationInputs<'_>, cfg: &GenerationConfig
         trained: tr_acc.stats.into(),
         w1: W1Report { method: w1m.method, n: w1m.n, t: w1m.t, generated: w1m.values, gaussian_source: None },
         nn_distance: Pair { generated: nn_distance(gen, trained)?, trained: nn_distance_loo(trained)? },
-        error_iou: Pair { generated: error_iou(gen_pred.view(), &test.y)?, trained: error_iou(tr_pred.view(), &test.y)? },
+        error_iou: Pair {
+            generated: error_iou(gen_pred.view(), &test.y)?,
+            trained: error_iou(tr_pred.view(), &test.y)?,
+        },
         init_steps,
         constant_predictors: Pair {
             generated: constant_predictors(gen_pred.view())?,

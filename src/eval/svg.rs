@@ -115,9 +115,12 @@ fn range(values: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
         return (0.0, 1.0);
     }
     let span = hi - lo;
-    // A span that is 0, or lost in rounding next to the values' magnitude, is widened to ±0.5.
-    if !(span > 1e-12 * lo.abs().max(hi.abs())) || !span.is_finite() {
-        return (lo - 0.5, hi + 0.5);
+    // A span that is 0, or lost in rounding next to the values' magnitude, is widened to ±0.5 (±0.1% of the
+    // magnitude for values so large that ±0.5 would round away).
+    let magnitude = lo.abs().max(hi.abs());
+    if !span.is_finite() || span <= 1e-12 * magnitude {
+        let half = 0.5f64.max(1e-3 * magnitude);
+        return (lo - half, hi + half);
     }
     (lo - pad * span, hi + pad * span)
 }
@@ -188,6 +191,7 @@ mod tests {
         assert_eq!(tick_label(-0.0, -1.0, 1.0), "0.0");
         assert_eq!(range(std::iter::empty(), 0.05), (0.0, 1.0));
         assert_eq!(range([2.0].into_iter(), 0.05), (1.5, 2.5));
+        assert_eq!(range([1e20].into_iter(), 0.05), (1e20 - 1e17, 1e20 + 1e17));
         assert_eq!(escape("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
     }
 }

@@ -89,7 +89,12 @@ pub fn w1_exact(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Result<f64, E
 }
 
 /// Sliced W1 between `a` `[n, D]` and `b` `[m, D]` over `n_projections` seeded random directions.
-pub fn w1_sliced(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>, n_projections: usize, seed: u64) -> Result<f64, Error> {
+pub fn w1_sliced(
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+    n_projections: usize,
+    seed: u64,
+) -> Result<f64, Error> {
     check_pair(a, b)?;
     if n_projections == 0 {
         return Err(Error::Config { name: "n_projections", value: "0".into(), reason: "must be at least 1" });
