@@ -193,7 +193,9 @@ pub struct GenerationInputs<'a> {
     pub generated: ArrayView2<'a, f32>,
     /// A generation path `(t, [n, D])` from fresh source samples (W1 per marginal, path loss).
     pub path: &'a [(f32, ndarray::Array2<f32>)],
-    /// The trained runs' checkpoints `[R, K+1, D]` (checkpoint K the final weights).
+    /// The trained runs' checkpoints `[R, K+1, D]` (checkpoint K the final weights), as the meta-model saw them:
+    /// aligned if it was trained on aligned runs (W1 and nearest-neighbour distances are not permutation
+    /// invariant; accuracy and diversity are).
     pub trajectories: ArrayView3<'a, f32>,
     /// The standardised splits.
     pub data: &'a EvalData,
