@@ -53,3 +53,63 @@ fn bad_input_exits_1_with_a_message() -> Result<(), Box<dyn std::error::Error>> 
     assert!(String::from_utf8_lossy(&out.stderr).contains("uci-heart"));
     Ok(())
 }
+
+#[test]
+fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (traj, meta, gen) = (dir.path().join("t"), dir.path().join("m"), dir.path().join("g.safetensors"));
+    let ok = |args: &[&str], paths: &[&std::path::Path]| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let out = weightflow().args(args).args(paths).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        Ok(out.stdout)
+    };
+    ok(
+        &[
+            "train-base",
+            "--dataset",
+            "uci-heart",
+            "--arch",
+            "9-8-2",
+            "--runs",
+            "16",
+            "--epochs",
+            "3",
+            "--quiet",
+            "--out",
+        ],
+        &[&traj],
+    )?;
+    let flow = ["--hidden", "32,32", "--steps", "30", "--batch-size", "8", "--quiet"];
+    ok(
+        &[&["train-meta", "--objective", "mmfm", "--intermediates", "2"][..], &flow, &["--trajectories"]].concat(),
+        &[&traj, std::path::Path::new("--out"), &meta],
+    )?;
+    ok(&["generate", "-n", "5", "--steps", "6", "--out"], &[&gen, std::path::Path::new("--meta"), &meta])?;
+    let st = std::fs::read(&gen)?;
+    let st = safetensors::SafeTensors::deserialize(&st)?;
+    assert_eq!(st.tensor("thetas")?.shape(), [5, 9 * 8 + 8 + 8 * 2 + 2]);
+
+    let stdout = ok(
+        &["eval-gen", "-n", "6", "--best-of-k", "2", "--steps", "6", "--init-n", "4", "--json", "--meta"],
+        &[&meta, std::path::Path::new("--trajectories"), &traj],
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&stdout)?;
+    for side in ["generated", "trained"] {
+        for key in ["accuracy_mean", "accuracy_min", "accuracy_max"] {
+            let a = v[side][key].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&a), "{side}.{key} = {}", v[side][key]);
+        }
+    }
+    for key in ["nn_distance", "error_iou", "init_steps", "constant_predictors", "weight_norm", "spread"] {
+        assert!(
+            v[key].get("generated").is_some() && v[key].get("trained").is_some() || v[key].get("kaiming").is_some(),
+            "{key}: {}",
+            v[key]
+        );
+    }
+    assert_eq!(v["w1"]["generated"].as_array().map(Vec::len), Some(7), "one W1 per marginal t_0 … t_6: {}", v["w1"]);
+    assert!(v["w1"].get("gaussian_source").is_some());
+    Ok(())
+}

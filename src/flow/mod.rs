@@ -42,4 +42,4 @@ pub use net::{NetConfig, PotentialNet, VelocityNet};
 pub use sampler::Sampler;
 pub use scaling::{Scaling, SCALE_FLOOR};
 pub use spline::NaturalCubicSpline;
-pub use train::train_meta;
+pub use train::{prepared_trajectories, train_meta};

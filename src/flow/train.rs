@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use ndarray::{Array2, ArrayView3, Axis};
+use ndarray::{Array2, Array3, ArrayView3, Axis};
 
 use super::error::CandleContext;
 use super::model::ModelInfo;
@@ -27,6 +27,21 @@ const FINAL_LOSS_WINDOW: usize = 100;
 fn to_tensor(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
     let a = a.as_standard_layout();
     Tensor::from_slice(a.as_slice().expect("standard layout"), a.dim(), device).op("upload minibatch")
+}
+
+/// The trajectories exactly as [`train_meta`] sees them before scaling: every run's whole trajectory aligned
+/// to run 0 (when `cfg.align`), with the same seeded layer order. Evaluations that compare weights (W1,
+/// nearest-neighbour distances) must use these, not the raw runs.
+pub fn prepared_trajectories(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    cfg: &MetaTrainConfig,
+) -> Result<Array3<f32>> {
+    let mut traj = trajectories.to_owned();
+    if cfg.align {
+        align_trajectories(layout, &mut traj, 0, &mut rng::stream(cfg.seed, STREAM_ALIGN))?;
+    }
+    Ok(traj)
 }
 
 /// Trains a meta-model on `trajectories` `[R, K+1, D]` (run, checkpoint, flat weights; checkpoint 0 is each
@@ -54,10 +69,7 @@ pub fn train_meta(
     let k = k1 - 1;
     cfg.validate(k)?;
     let digest = data_digest(trajectories);
-    let mut traj = trajectories.to_owned();
-    if cfg.align {
-        align_trajectories(layout, &mut traj, 0, &mut rng::stream(cfg.seed, STREAM_ALIGN))?;
-    }
+    let mut traj = prepared_trajectories(layout, trajectories, cfg)?;
     let scaling = Scaling::fit(layout, traj.view())?;
     let scale = scaling.per_coordinate(layout)?;
     for mut row in traj.lanes_mut(Axis(2)) {

@@ -64,10 +64,13 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let bytes: Vec<u8> = thetas.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![thetas.nrows(), thetas.ncols()], &bytes)?;
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![thetas.nrows(), thetas.ncols()], &bytes)?;
     let out = safetensors::serialize([("thetas", view)], Some(metadata))?;
     let tmp = args.out.with_extension("tmp");
-    std::fs::write(&tmp, out).and_then(|_| std::fs::rename(&tmp, &args.out)).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::write(&tmp, out)
+        .and_then(|_| std::fs::rename(&tmp, &args.out))
+        .map_err(|e| format!("{}: {e}", args.out.display()))?;
     output::say(format_args!(
         "generated {} classifiers of {} in {:.3} s ({} {} steps) → {}",
         args.n,
@@ -78,7 +81,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.out.display()
     ));
     if args.json {
-        output::json(&json!({"schema": "generate/1", "n": args.n, "layout": model.layout().arch(), "seconds": seconds, "out": args.out}))?;
+        output::json(
+            &json!({"schema": "generate/1", "n": args.n, "layout": model.layout().arch(), "seconds": seconds, "out": args.out}),
+        )?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! 2 the command line itself is malformed (clap's usage error).
 
 mod args;
+mod eval_gen;
 mod generate;
 mod info;
 mod output;
@@ -32,6 +33,8 @@ enum Command {
     TrainMeta(train_meta::Args),
     /// Generate classifiers from a meta-model.
     Generate(generate::Args),
+    /// Evaluate a meta-model's generated classifiers against the trained runs.
+    EvalGen(eval_gen::Args),
     /// The README's main job on the embedded UCI heart data: train trajectories and summarise them.
     Quickstart(quickstart::Args),
 }
@@ -43,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Info(a) => info::run(a),
         Command::TrainMeta(a) => train_meta::run(a),
         Command::Generate(a) => generate::run(a),
+        Command::EvalGen(a) => eval_gen::run(a),
         Command::Quickstart(a) => quickstart::run(a),
     };
     match result {

@@ -72,7 +72,8 @@ pub struct Args {
 impl Args {
     /// The resolved training configuration.
     pub fn config(&self) -> Result<MetaTrainConfig, String> {
-        let mut c = MetaTrainConfig { objective: self.objective, seed: self.seed, align: !self.no_align, ..Default::default() };
+        let mut c =
+            MetaTrainConfig { objective: self.objective, seed: self.seed, align: !self.no_align, ..Default::default() };
         c.intermediates = self.intermediates.unwrap_or(c.intermediates);
         c.coupling = self.coupling.unwrap_or(c.coupling);
         c.source = self.source.unwrap_or(c.source);
