@@ -85,7 +85,7 @@ impl Args {
         c.lr = self.lr.unwrap_or(c.lr);
         c.schedule = self.schedule.unwrap_or(c.schedule);
         c.ema_decay = match self.ema_decay {
-            Some(d) if d == 0.0 => None,
+            Some(0.0) => None,
             Some(d) => Some(d),
             None => c.ema_decay,
         };
