@@ -6,7 +6,7 @@ use ndarray::{s, Array2, Array3, ArrayView2};
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use weightflow::flow::{
-    train_meta, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig, NetConfig, Objective, Sampler,
+    train_meta, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler,
 };
 use weightflow::rng::{self, Rng};
 use weightflow::space::{KaimingUniform, Layout, Source};
@@ -73,7 +73,7 @@ fn small_config(objective: Objective, steps: usize) -> MetaTrainConfig {
         ema_decay: Some(0.99),
         sigma: 0.01,
         seed: 7,
-        ..MetaTrainConfig::default()
+        ..MetaTrainConfig::for_objective(objective)
     }
 }
 
@@ -98,6 +98,10 @@ fn cfm_learns_a_gaussian_of_final_weights_from_fresh_source_samples() -> TestRes
     assert!(last.is_finite());
     let x = model.generate(4000, Sampler::Euler, 50, 123)?;
     assert_gaussian(x.view(), MU, SIGMA, 0.06, 0.04);
+    // The ablation: the network regresses the velocity itself, with minibatch-OT pairs.
+    let cfg = MetaTrainConfig { prediction: Prediction::Velocity, coupling: Coupling::Ot, ..cfg };
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    assert_gaussian(model.generate(4000, Sampler::Euler, 50, 123)?.view(), MU, SIGMA, 0.06, 0.04);
     Ok(())
 }
 

@@ -27,13 +27,14 @@ mod io;
 mod model;
 mod net;
 mod objective;
+mod precond;
 mod sampler;
 mod scaling;
 mod spline;
 mod train;
 
 pub use align::align_trajectories;
-pub use config::{knots, LrSchedule, MetaTrainConfig, Objective};
+pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDPOINT_MIN_GAP};
 pub use coupling::{ot_pairing, squared_distances, Coupling};
 pub use error::{Error, Result};
 pub use io::{data_digest, MetaManifest, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS};

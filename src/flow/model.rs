@@ -9,7 +9,7 @@ use ndarray::{s, Array2, ArrayView2};
 use super::error::CandleContext;
 use super::net::{PotentialNet, VelocityNet};
 use super::sampler::integrate;
-use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling};
+use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, ENDPOINT_MIN_GAP};
 use crate::rng;
 use crate::space::Layout;
 
@@ -210,6 +210,16 @@ impl MetaModel {
             };
             store(0, &x)?;
             match &self.field {
+                Field::Velocity(net) if self.config.predicts_endpoint() => {
+                    // v = (x̂_1 − x)/(1 − t), the gap floored where Heun and RK4 evaluate at t = 1.
+                    let field = |x: &Tensor, t: f64| -> Result<Tensor> {
+                        let gap = (1.0 - t).max(ENDPOINT_MIN_GAP);
+                        let tt = Tensor::full(t as f32, (x.dim(0).op("batch size")?, 1), x.device()).op("time")?;
+                        let x1 = net.endpoint(x, &tt, &net.forward_at(x, t)?)?;
+                        ((x1 - x).op("endpoint velocity")? / gap).op("endpoint velocity")
+                    };
+                    integrate(sampler, last, x, field, |i, _, x| store(i, x))?;
+                }
                 Field::Velocity(net) => {
                     integrate(sampler, last, x, |x, t| net.forward_at(x, t), |i, _, x| store(i, x))?;
                 }

@@ -13,6 +13,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use super::error::CandleContext;
+use super::precond::{Precond, PRECOND_PREFIX};
 use super::{Error, Result};
 use crate::rng::Rng;
 
@@ -33,7 +34,7 @@ pub struct NetConfig {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        Self { hidden: vec![512, 512, 512], time_dim: 64, cond_dim: 0 }
+        Self { hidden: vec![256, 256, 256], time_dim: 64, cond_dim: 0 }
     }
 }
 
@@ -163,6 +164,7 @@ impl Trunk {
 pub struct VelocityNet {
     trunk: Trunk,
     head: Linear,
+    precond: Precond,
 }
 
 impl VelocityNet {
@@ -170,7 +172,13 @@ impl VelocityNet {
     pub fn new(dim: usize, cfg: &NetConfig, vb: VarBuilder) -> Result<Self> {
         let trunk = Trunk::new(dim, cfg, vb.clone())?;
         let head = linear(trunk.width(), dim, vb.pp("head")).op("build velocity head")?;
-        Ok(Self { trunk, head })
+        let precond = Precond::new(dim, vb.pp(PRECOND_PREFIX.trim_end_matches('.')))?;
+        Ok(Self { trunk, head, precond })
+    }
+
+    /// The preconditioned endpoint x̂_1 for inputs x `[B, D]`, times t `[B, 1]` and raw outputs f `[B, D]`.
+    pub(crate) fn endpoint(&self, x: &Tensor, t: &Tensor, f: &Tensor) -> Result<Tensor> {
+        self.precond.endpoint(x, t, f)
     }
 
     /// v(x, t, c) for x `[B, D]`, t `[B]`, c `[B, cond_dim]` (None when `cond_dim = 0`).

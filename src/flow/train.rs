@@ -10,6 +10,7 @@ use super::error::CandleContext;
 use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
 use super::objective::{Batch, BatchSampler};
+use super::precond::{column, MIN_VAR, PRECOND_PREFIX};
 use super::{
     align_trajectories, data_digest, Error, LrSchedule, MetaModel, MetaTrainConfig, Objective, Result, Scaling,
 };
@@ -20,6 +21,8 @@ use crate::space::Layout;
 const STREAM_INIT: u64 = 0;
 const STREAM_BATCH: u64 = 1;
 const STREAM_ALIGN: u64 = 2;
+/// Stream of the source samples that estimate the preconditioner's source variance.
+const STREAM_PRECOND: u64 = 3;
 
 /// Steps averaged into [`MetaModel::final_loss`].
 const FINAL_LOSS_WINDOW: usize = 100;
@@ -83,9 +86,15 @@ pub fn train_meta(
         Objective::Cfm | Objective::Mmfm => Net::Velocity(VelocityNet::new(d, &cfg.net, vb)?),
     };
     seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
+    if matches!(net, Net::Velocity(_)) {
+        set_precond(&varmap, layout, traj.view(), &scale, cfg, device)?;
+    }
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
-    let mut opt = AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect(), params).op("create optimiser")?;
+    // The preconditioner's statistics are data, not parameters.
+    let trained: Vec<Var> =
+        vars.iter().filter(|(n, _)| !n.starts_with(PRECOND_PREFIX)).map(|(_, v)| v.clone()).collect();
+    let mut opt = AdamW::new(trained, params).op("create optimiser")?;
     let mut ema: Option<Vec<Tensor>> = match cfg.ema_decay {
         Some(_) => Some(
             vars.iter()
@@ -116,7 +125,7 @@ pub fn train_meta(
             opt.set_learning_rate(cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos()));
         }
         let batch = sampler.sample(&mut brng)?;
-        let loss = loss(&net, &batch, device)?;
+        let loss = loss(&net, &batch, cfg.predicts_endpoint(), device)?;
         let value = loss.to_scalar::<f32>().op("read loss")?;
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
@@ -161,6 +170,33 @@ enum Net {
     Potential(PotentialNet),
 }
 
+/// Sets the preconditioner's statistics (module `precond`): the per-coordinate mean and variance of the
+/// scaled final checkpoints, and the variance of the scaled source, estimated from 4,096 seeded samples.
+fn set_precond(
+    varmap: &VarMap,
+    layout: &Layout,
+    z: ArrayView3<f32>,
+    scale: &[f32],
+    cfg: &MetaTrainConfig,
+    device: &Device,
+) -> Result<()> {
+    let k = z.dim().1 - 1;
+    let finals = z.index_axis(Axis(1), k);
+    let mean = |a: ndarray::ArrayView2<f32>| a.mean_axis(Axis(0)).expect("at least one row");
+    let var = |a: ndarray::ArrayView2<f32>| a.var_axis(Axis(0), 0.0).mapv(|v| v.max(MIN_VAR));
+    let mut src = cfg.source.source().sample(layout, 4096, &mut rng::stream(cfg.seed, STREAM_PRECOND));
+    for mut row in src.rows_mut() {
+        row.iter_mut().zip(scale).for_each(|(v, s)| *v /= s);
+    }
+    for (name, values) in [("mu1", mean(finals)), ("var0", var(src.view())), ("var1", var(finals))] {
+        let t = Tensor::from_vec(values.to_vec(), values.len(), device).op("upload preconditioner")?;
+        let data = varmap.data().lock().expect("var map lock poisoned");
+        let var = data.get(&format!("{PRECOND_PREFIX}{name}")).expect("VelocityNet declares its preconditioner");
+        var.set(&t).op("set preconditioner")?;
+    }
+    Ok(())
+}
+
 /// The VarMap's variables sorted by name (its HashMap order must not reach the optimiser or the file).
 fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().expect("var map lock poisoned");
@@ -169,12 +205,23 @@ fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     v
 }
 
-/// Mean over the batch of ‖v(x, t) − target‖² (velocity) or ‖τ ∇V(x, t) + target‖² (JKO).
-fn loss(net: &Net, batch: &Batch, device: &Device) -> Result<Tensor> {
+/// Mean over the batch of ‖v(x, t) − target‖² (velocity), ‖x̂_1(x, t) − (x + (1 − t)·target)‖² (endpoint
+/// prediction: x + (1 − t)(x_1 − x_0) is the endpoint x_1 of the straight path through x), or
+/// ‖τ ∇V(x, t) + target‖² (JKO).
+fn loss(net: &Net, batch: &Batch, endpoint: bool, device: &Device) -> Result<Tensor> {
     let x = to_tensor(&batch.x, device)?;
     let t = Tensor::from_slice(&batch.t, batch.t.len(), device).op("upload minibatch")?;
-    let target = to_tensor(&batch.target, device)?;
+    let mut target = to_tensor(&batch.target, device)?;
+    if endpoint {
+        let gap: Vec<f32> = batch.t.iter().map(|t| 1.0 - t).collect();
+        let gap = Tensor::from_vec(gap, (batch.t.len(), 1), device).op("upload minibatch")?;
+        target = (&x + target.broadcast_mul(&gap).op("endpoint target")?).op("endpoint target")?;
+    }
     let resid = match (net, &batch.tau) {
+        (Net::Velocity(v), _) if endpoint => {
+            let x1 = v.endpoint(&x, &column(&t)?, &v.forward(&x, &t, None)?)?;
+            (x1 - target).op("residual")?
+        }
         (Net::Velocity(v), _) => (v.forward(&x, &t, None)? - target).op("residual")?,
         (Net::Potential(p), Some(tau)) => {
             let tau = Tensor::from_slice(tau, (tau.len(), 1), device).op("upload minibatch")?;

@@ -14,17 +14,6 @@ pub enum OptimizerKind {
     Sgd,
 }
 
-impl std::str::FromStr for OptimizerKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "adam" | "adamw" => Ok(Self::Adam),
-            "sgd" => Ok(Self::Sgd),
-            other => Err(Error::Config(format!("unknown optimizer {other:?} (expected adam or sgd)"))),
-        }
-    }
-}
-
 /// Which implementation computes the batched steps (see the `engine` module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -34,17 +23,6 @@ pub enum Backend {
     Native,
     /// One batched candle graph per step, on the CPU or (feature `cuda`) a GPU.
     Candle,
-}
-
-impl std::str::FromStr for Backend {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "native" => Ok(Self::Native),
-            "candle" => Ok(Self::Candle),
-            other => Err(Error::Config(format!("unknown backend {other:?} (expected native or candle)"))),
-        }
-    }
 }
 
 /// How the R runs train. Stored verbatim in the trajectory manifest.

@@ -13,17 +13,6 @@ pub enum DeviceKind {
     Cuda,
 }
 
-impl std::str::FromStr for DeviceKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "cpu" => Ok(Self::Cpu),
-            "cuda" => Ok(Self::Cuda),
-            other => Err(Error::Config(format!("unknown device {other:?} (expected cpu or cuda)"))),
-        }
-    }
-}
-
 /// The candle device for `kind`; a clear error when CUDA was asked for but not compiled in.
 pub fn device(kind: DeviceKind) -> Result<candle_core::Device, Error> {
     match kind {

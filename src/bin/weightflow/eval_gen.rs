@@ -53,7 +53,7 @@ pub struct Args {
     #[arg(long)]
     pub plots: Option<PathBuf>,
     /// Device: cpu, or cuda with the `cuda` feature.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_parser = kebab::<DeviceKind>, default_value = "cpu")]
     pub device: DeviceKind,
     /// The report as JSON on stdout.
     #[arg(long)]

@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Device: cpu, or cuda with the `cuda` feature.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_parser = kebab::<DeviceKind>, default_value = "cpu")]
     pub device: DeviceKind,
     /// Output file (safetensors).
     #[arg(long)]

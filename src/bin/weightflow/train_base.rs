@@ -7,6 +7,7 @@ use weightflow::data::DatasetSpec;
 use weightflow::space::Layout;
 use weightflow::train::{train_base, Backend, DeviceKind, OptimizerKind, TrainConfig};
 
+use crate::args::kebab;
 use crate::{info, output};
 
 /// Command-line arguments of `train-base`. Unset hyper-parameters take the data set's tuned defaults
@@ -41,10 +42,10 @@ pub struct Args {
     #[arg(long)]
     pub l2: Option<f64>,
     /// Optimiser: adam or sgd.
-    #[arg(long)]
+    #[arg(long, value_parser = kebab::<OptimizerKind>)]
     pub optimizer: Option<OptimizerKind>,
     /// Hidden activation: relu, tanh or silu.
-    #[arg(long)]
+    #[arg(long, value_parser = kebab::<Activation>)]
     pub activation: Option<Activation>,
     /// Master seed of inits and minibatch orders.
     #[arg(long, default_value_t = 0)]
@@ -53,10 +54,10 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub split_seed: u64,
     /// Device: cpu, or cuda with the `cuda` feature (implies the candle backend).
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_parser = kebab::<DeviceKind>, default_value = "cpu")]
     pub device: DeviceKind,
     /// Step implementation: native (hand-written backprop, fastest on CPU) or candle.
-    #[arg(long)]
+    #[arg(long, value_parser = kebab::<Backend>)]
     pub backend: Option<Backend>,
     /// Output directory (manifest.json + trajectories.safetensors).
     #[arg(long)]

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use weightflow::flow::{train_meta, Coupling, LrSchedule, MetaTrainConfig, Objective};
+use weightflow::flow::{train_meta, Coupling, LrSchedule, MetaTrainConfig, Objective, Prediction};
 use weightflow::space::SourceKind;
 use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::{kebab, widths};
 use crate::output;
 
-/// Command-line arguments of `train-meta`; unset settings take [`MetaTrainConfig::default`]'s values.
+/// Command-line arguments of `train-meta`; unset settings take [`MetaTrainConfig::for_objective`]'s values.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A trajectory set written by `train-base`.
@@ -19,6 +19,9 @@ pub struct Args {
     /// Objective: cfm, mmfm or jko.
     #[arg(long, value_parser = kebab::<Objective>, default_value = "cfm")]
     pub objective: Objective,
+    /// What a CFM network outputs: endpoint (x̂_1; default) or velocity.
+    #[arg(long, value_parser = kebab::<Prediction>)]
+    pub prediction: Option<Prediction>,
     /// Intermediate marginals used by MMFM and JKO (k of MMFM_k / JKO(k+1)).
     #[arg(long)]
     pub intermediates: Option<usize>,
@@ -56,7 +59,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Device: cpu, or cuda with the `cuda` feature.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, value_parser = kebab::<DeviceKind>, default_value = "cpu")]
     pub device: DeviceKind,
     /// Output directory (meta.json + meta.safetensors).
     #[arg(long)]
@@ -72,9 +75,13 @@ pub struct Args {
 impl Args {
     /// The resolved training configuration.
     pub fn config(&self) -> Result<MetaTrainConfig, String> {
-        let mut c =
-            MetaTrainConfig { objective: self.objective, seed: self.seed, align: !self.no_align, ..Default::default() };
+        let mut c = MetaTrainConfig {
+            seed: self.seed,
+            align: !self.no_align,
+            ..MetaTrainConfig::for_objective(self.objective)
+        };
         c.intermediates = self.intermediates.unwrap_or(c.intermediates);
+        c.prediction = self.prediction.unwrap_or(c.prediction);
         c.coupling = self.coupling.unwrap_or(c.coupling);
         c.source = self.source.unwrap_or(c.source);
         if let Some(h) = &self.hidden {
