@@ -3,7 +3,7 @@
 //! * [`NativeEngine`] (default on CPU): each run's minibatch loss and gradient by the hand-written
 //!   backpropagation of [`crate::classifier::Mlp`], AdamW or SGD on the flat `[R, D]` parameters, runs in
 //!   parallel over the cores. Small MLPs are far below the size where a tensor framework's per-op overhead
-//!   pays off: for 2,048 UCI runs it is ~20× faster than candle's batched matmuls on this machine (see
+//!   pays off: for 2,048 UCI runs it is ~6× faster than candle's batched matmuls on this machine (see
 //!   docs/BASE_TRAINING.md).
 //! * [`CandleEngine`]: the same step as one batched candle graph (`[R, B, ·]` tensors, autograd, candle's
 //!   AdamW/SGD) — the path for `--device cuda`, and the independent check of the native gradients

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         json: false,
         quiet: false,
     })?;
-    output::say("\n[2/3] CFM meta-model (Kaiming source, aligned runs, minibatch OT, preconditioned endpoint)");
+    output::say("\n[2/3] CFM meta-model (Kaiming source, aligned runs, independent coupling, preconditioned endpoint)");
     train_meta::run(train_meta::Args {
         trajectories: trajectories.clone(),
         objective: Default::default(),
