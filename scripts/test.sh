@@ -21,6 +21,9 @@ cargo clippy --all-targets -- -D warnings
 step "library without candle (what a scoring service links)"
 cargo build --lib --no-default-features
 
+step "cargo doc (broken intra-doc links are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
+
 step "cargo test"
 cargo test --all-targets
 cargo test --doc

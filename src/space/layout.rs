@@ -41,7 +41,7 @@ impl TensorSpec {
 ///
 /// Flattening order (stable; files and the C ABI depend on it): for layer `i = 0 … L`, first the weight
 /// `W_i` of shape `[sizes[i+1], sizes[i]]` row-major, then the bias `b_i` of length `sizes[i+1]`.
-/// D = Σ_i (sizes[i] + 1) · sizes[i+1].
+/// `D = Σ_i (sizes[i] + 1) · sizes[i+1]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<usize>", into = "Vec<usize>")]
 pub struct Layout {
