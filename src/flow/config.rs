@@ -125,7 +125,7 @@ impl MetaTrainConfig {
         if self.net.cond_dim != 0 {
             return Err(Error::Config {
                 field: "cond_dim",
-                reason: "conditioned training is not implemented yet".into(),
+                reason: "train_meta does not train context-conditioned nets (issue 4): set cond_dim to 0".into(),
             });
         }
         if self.steps == 0 {
