@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         net: NetConfig { hidden: vec![128, 128], ..NetConfig::default() },
         ..MetaTrainConfig::default()
     };
-    let model = train_meta(&layout, set.thetas().view(), &meta_cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    let model = train_meta(&layout, set.thetas(), &meta_cfg, &Device::Cpu, &mut |_, _, _| {})?;
     let generated = model.generate(32, Sampler::Euler, 50, 1)?;
 
     let data = EvalData::from_manifest(&set.manifest)?;

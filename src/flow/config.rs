@@ -96,9 +96,8 @@ impl Default for MetaTrainConfig {
 impl MetaTrainConfig {
     /// The measured defaults for `objective` (docs/FLOW.md). CFM predicts preconditioned endpoints with the
     /// independent coupling: the preconditioner is the exact posterior mean for independent Gaussian pairs,
-    /// and minibatch OT biases it (on a 2-D Gaussian the generated variance came out 31% too large with OT,
-    /// within 1% with the independent coupling; on UCI heart the independent coupling matched or beat OT on
-    /// every figure). MMFM and JKO regress velocities and potentials and chain marginals by minibatch OT.
+    /// and minibatch OT pairs break that assumption (OT correlates x_0 with x_1); on UCI heart the
+    /// independent coupling matched or beat OT on every figure of docs/FLOW.md. MMFM and JKO regress velocities and potentials and chain marginals by minibatch OT.
     pub fn for_objective(objective: Objective) -> Self {
         Self {
             objective,

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2, Array3, ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayView1, ArrayView2, ArrayView3, IxDyn};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -129,19 +129,19 @@ pub struct TrajectorySet {
 }
 
 impl TrajectorySet {
-    /// Checkpoints `[R, K+1, D]`.
-    pub fn thetas(&self) -> Array3<f32> {
-        self.tensors["thetas"].clone().into_dimensionality().expect("checked at load/build time")
+    /// Checkpoints `[R, K+1, D]`, borrowed (a set can hold gigabytes: callers copy only what they change).
+    pub fn thetas(&self) -> ArrayView3<'_, f32> {
+        self.tensors["thetas"].view().into_dimensionality().expect("checked at load/build time")
     }
 
     /// A `[R, K+1]` metric such as `val_accuracy`.
-    pub fn metric2(&self, name: &str) -> Option<Array2<f32>> {
-        self.tensors.get(name).and_then(|t| t.clone().into_dimensionality().ok())
+    pub fn metric2(&self, name: &str) -> Option<ArrayView2<'_, f32>> {
+        self.tensors.get(name).and_then(|t| t.view().into_dimensionality().ok())
     }
 
     /// A per-run metric `[R]` such as `test_accuracy`.
-    pub fn metric1(&self, name: &str) -> Option<Array1<f32>> {
-        self.tensors.get(name).and_then(|t| t.clone().into_dimensionality().ok())
+    pub fn metric1(&self, name: &str) -> Option<ArrayView1<'_, f32>> {
+        self.tensors.get(name).and_then(|t| t.view().into_dimensionality().ok())
     }
 
     /// Writes `dir/manifest.json` and `dir/trajectories.safetensors`, each atomically (temp file, rename).

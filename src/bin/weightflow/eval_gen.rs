@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mlp = Mlp::new(m.layout.clone(), activation);
     let data = EvalData::from_manifest(m)?;
-    let trajectories = prepared_trajectories(&m.layout, set.thetas().view(), model.config())?;
+    let trajectories = prepared_trajectories(&m.layout, set.thetas(), model.config())?;
     // The path is recorded at every step: keep its memory bounded (n_path · D · (steps + 1) floats).
     let n_path = args.n.min((64_000_000 / (m.layout.dim() * (args.steps + 1))).max(16));
     output::say(format_args!("generating {} classifiers (+ a path of {n_path}) …", args.n * args.best_of_k));
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(g) = &args.gaussian_meta {
         let gm = MetaModel::load(g, &dev)?;
         let gpath = gm.generate_path(n_path, args.sampler, args.steps, args.seed, 1)?;
-        let gtraj = prepared_trajectories(&m.layout, set.thetas().view(), gm.config())?;
+        let gtraj = prepared_trajectories(&m.layout, set.thetas(), gm.config())?;
         report.w1.gaussian_source = Some(w1_per_marginal(&gpath, gtraj.view(), &cfg.w1, cfg.time_tolerance)?.values);
     }
     if let Some(dir) = &args.plots {

@@ -54,24 +54,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     output::say("\n[2/3] CFM meta-model (Kaiming source, aligned runs, independent coupling, preconditioned endpoint)");
     train_meta::run(train_meta::Args {
         trajectories: trajectories.clone(),
-        objective: Default::default(),
-        prediction: None,
-        intermediates: None,
-        coupling: None,
-        source: None,
-        hidden: None,
         steps: Some(args.meta_steps),
-        batch_size: None,
-        lr: None,
-        schedule: None,
-        ema_decay: None,
-        sigma: None,
-        no_align: false,
-        seed: 0,
-        device: Default::default(),
         out: meta.clone(),
-        json: false,
-        quiet: false,
+        ..Default::default()
     })?;
     output::say("\n[3/3] generated vs trained classifiers (held-out iid_test)");
     eval_gen::run(eval_gen::Args {

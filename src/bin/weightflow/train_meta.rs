@@ -11,7 +11,9 @@ use crate::args::{kebab, widths};
 use crate::output;
 
 /// Command-line arguments of `train-meta`; unset settings take [`MetaTrainConfig::for_objective`]'s values.
-#[derive(Debug, clap::Args)]
+/// `Default` equals the command line with only the required paths given (empty here), so callers such as
+/// `quickstart` set just what they change.
+#[derive(Debug, Default, clap::Args)]
 pub struct Args {
     /// A trajectory set written by `train-base`.
     #[arg(long)]
@@ -116,7 +118,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     ));
     let dev = device(args.device)?;
     let bar = output::progress(cfg.steps as u64, "train-meta", args.quiet);
-    let model = train_meta(&m.layout, set.thetas().view(), &cfg, &dev, &mut |step, _total, loss| {
+    let model = train_meta(&m.layout, set.thetas(), &cfg, &dev, &mut |step, _total, loss| {
         bar.set_position(step as u64);
         bar.set_prefix(format!("loss {loss:.4}"));
     })?;
