@@ -275,6 +275,14 @@ pub enum Error {
         /// The pool's rows.
         available: usize,
     },
+    /// A synthetic shift cannot be parsed or applied to this data.
+    #[error("{file}: {reason}")]
+    Shift {
+        /// The shift's spelling, or the pool's source.
+        file: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A data set name is not one of the accepted ones.
     #[error("unknown data set {name:?}: expected one of {}", accepted.join(", "))]
     UnknownDataset {

@@ -8,6 +8,7 @@
 //! * [`Standardizer`]: per-feature `(x − μ) / σ`, fitted on train, serialisable.
 //! * [`split_indices`] / [`split_sizes`]: seeded random splits; [`sample_window`] and [`WindowSampler`]:
 //!   windows of distinct rows.
+//! * [`Shift`]: synthetic covariate shifts of image rows (rotation, noise, a class subset, blacked-out corners).
 //!
 //! ```
 //! use weightflow::data::{parse_csv, CsvOptions, Standardizer};
@@ -24,6 +25,7 @@ mod dataset;
 mod error;
 mod gzip;
 mod idx;
+mod shift;
 mod split;
 mod standardize;
 mod window;
@@ -37,6 +39,7 @@ pub use idx::{
     idx_dataset, load_idx, load_idx_images, load_idx_labels, parse_idx_images, parse_idx_labels, IdxImages,
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
+pub use shift::{Shift, SHIFT_FORMS};
 pub use split::{split_indices, split_sizes, Splits};
 pub use standardize::Standardizer;
 pub use window::{sample_window, WindowSampler};
