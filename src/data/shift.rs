@@ -310,7 +310,7 @@ mod tests {
         for i in 0..6 {
             for k in 0..64 {
                 let (r, c) = (k / 8, k % 8);
-                let corner = (r < 2 || r >= 6) && (c < 2 || c >= 6);
+                let corner = !(2..6).contains(&r) && !(2..6).contains(&c);
                 assert_eq!(cut.x[[i, k]], if corner { 0.0 } else { pool.x[[i, k]] });
             }
         }
