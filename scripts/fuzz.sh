@@ -4,8 +4,9 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 600 s each, every target in fuzz/Cargo.toml)
 #
 # Needs the nightly toolchain (cargo-fuzz builds with sanitizer flags); installs cargo-fuzz from crates.io when
-# it is missing. New interesting inputs land in fuzz/corpus/<target>/ and are minimised at the end (cargo fuzz
-# cmin); commit them: tests/fuzz_corpus.rs replays the whole corpus on stable in every test run. A crash stops
+# it is missing. Fuzzing starts from the hand-made seeds in fuzz/seeds/<target>/; new interesting inputs land in
+# fuzz/corpus/<target>/ and are minimised at the end (cargo fuzz cmin); commit them: tests/fuzz_corpus.rs
+# replays seeds and corpus on stable in every test run. A crash stops
 # the script with its input under fuzz/artifacts/<target>/: fix the parser, then copy the input into the corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ fi
 for target in "${targets[@]}"; do
     echo "== $target: ${seconds}s"
     mkdir -p "fuzz/corpus/$target"
-    (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" -- \
+    (cd fuzz && cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1)
     (cd fuzz && cargo +nightly fuzz cmin "$target" "corpus/$target" >/dev/null 2>&1)
     echo "== $target: no crash; corpus $(ls "fuzz/corpus/$target" | wc -l) inputs"
