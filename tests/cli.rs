@@ -113,3 +113,46 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     assert!(v["w1"].get("gaussian_source").is_some());
     Ok(())
 }
+
+#[test]
+fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (traj, meta, out) = (dir.path().join("t"), dir.path().join("m"), dir.path().join("tuned"));
+    let run = |args: &[&str], paths: &[&std::path::Path]| weightflow().args(args).args(paths).output();
+    let ok = |o: std::process::Output| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
+        Ok(o.stdout)
+    };
+    let base = ["train-base", "--dataset", "uci-heart", "--arch", "9-4-2", "--runs", "8", "--epochs", "2", "--quiet"];
+    ok(run(&[&base[..], &["--out"]].concat(), &[&traj])?)?;
+    let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet", "--trajectories"];
+    ok(run(&flow, &[&traj, std::path::Path::new("--out"), &meta])?)?;
+    let tune = ["tune", "--iters", "2", "--eval-every", "1", "--eval-n", "4", "--batch-size", "4", "--steps", "4"];
+    let paths = [std::path::Path::new("--meta"), &meta, std::path::Path::new("--trajectories"), &traj];
+    let stdout = ok(run(
+        &[&tune[..], &["--reward", "cdc:both", "--window", "5", "--json", "--quiet", "--out"]].concat(),
+        &[&[out.as_path()][..], &paths].concat(),
+    )?)?;
+    let v: serde_json::Value = serde_json::from_slice(&stdout)?;
+    assert_eq!(v["schema"], "tune/1");
+    let runs = v["runs"].as_array().expect("runs");
+    assert_eq!(runs.iter().map(|r| r["name"].as_str().unwrap_or("")).collect::<Vec<_>>(), ["cdc:ood", "cdc:iid"]);
+    for r in runs {
+        let curve = r["curve"].as_array().expect("curve");
+        assert_eq!(curve.iter().map(|p| p["iteration"].as_u64().unwrap_or(99)).collect::<Vec<_>>(), [0, 1, 2]);
+        for p in curve {
+            for key in ["agreement_on_p", "disagreement_on_q"] {
+                assert!((0.0..=1.0).contains(&p[key].as_f64().unwrap_or(-1.0)), "{key}: {p}");
+            }
+        }
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("ood").join("meta.json"))?)?;
+    assert_eq!(manifest["tuning"]["iterations"], 2);
+    assert_eq!(manifest["tuning"]["method"], "adjoint-matching");
+
+    let bad = run(&[&tune[..], &["--reward", "nonsense", "--out"]].concat(), &[&[out.as_path()][..], &paths].concat())?;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--reward"));
+    Ok(())
+}

@@ -64,6 +64,29 @@ pub struct MetaManifest {
     pub final_loss: f32,
     /// sha256 (hex) of `meta.safetensors`.
     pub weights_sha256: String,
+    /// How the model was reward fine-tuned; absent for a model trained by flow matching only (and in files
+    /// written before fine-tuning existed, which therefore still load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<TuningRecord>,
+}
+
+/// What reward fine-tuning (the `tune` layer) did to a meta-model, recorded in its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TuningRecord {
+    /// The method, e.g. `"adjoint-matching"`.
+    pub method: String,
+    /// The reward, in words (e.g. `"task: −mean CE on 161 rows"`).
+    pub reward: String,
+    /// The tilt strength λ of p* ∝ p_base · exp(λ r).
+    pub lambda: f64,
+    /// Fine-tuning iterations run.
+    pub iterations: usize,
+    /// sha256 (hex) of the base model's `meta.safetensors` bytes, so the tuned model names its base.
+    pub base_weights_sha256: String,
+    /// The full fine-tuning configuration, as the tuning layer serialises it.
+    pub settings: serde_json::Value,
+    /// Wall-clock seconds of fine-tuning.
+    pub seconds: f64,
 }
 
 /// sha256 (hex) of the f32 bytes (little-endian, in row-major order) of `trajectories`.
@@ -117,7 +140,13 @@ impl MetaModel {
             train_seconds: self.train_seconds(),
             final_loss: self.final_loss(),
             weights_sha256,
+            tuning: self.tuning().cloned(),
         }
+    }
+
+    /// sha256 (hex) of the bytes [`Self::save`] writes to `meta.safetensors`.
+    pub fn weights_sha256(&self) -> Result<String> {
+        Ok(hex(&Sha256::digest(self.weight_bytes()?)))
     }
 
     /// The bytes of `meta.safetensors` (deterministic: sorted names, f32 little-endian).
@@ -228,6 +257,7 @@ impl MetaModel {
             train_seconds: m.train_seconds,
             final_loss: m.final_loss,
             activation: Some(m.activation),
+            tuning: m.tuning,
         };
         MetaModel::from_parts(info, weights, device)
     }

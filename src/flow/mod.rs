@@ -17,17 +17,18 @@
 //! 5. [`train_meta`] with a [`MetaTrainConfig`] → [`MetaModel`].
 //! 6. [`MetaModel::generate`] / [`MetaModel::generate_path`]: fresh source samples carried to t = 1 by a
 //!    [`Sampler`] (Euler, Heun, RK4), unscaled to θ.
-//! 7. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]).
+//! 7. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]; a
+//!    reward fine-tuned model also records its [`TuningRecord`]).
 
 mod align;
 mod config;
 mod coupling;
 mod error;
 mod io;
-mod model;
+pub(crate) mod model;
 mod net;
 mod objective;
-mod precond;
+pub(crate) mod precond;
 mod sampler;
 mod scaling;
 mod spline;
@@ -37,10 +38,11 @@ pub use align::align_trajectories;
 pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDPOINT_MIN_GAP};
 pub use coupling::{ot_pairing, squared_distances, Coupling};
 pub use error::{Error, Result};
-pub use io::{data_digest, MetaManifest, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS};
+pub use io::{data_digest, MetaManifest, TuningRecord, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS};
 pub use model::MetaModel;
 pub use net::{NetConfig, PotentialNet, VelocityNet};
 pub use sampler::Sampler;
 pub use scaling::{Scaling, SCALE_FLOOR};
 pub use spline::NaturalCubicSpline;
+pub(crate) use train::sorted_vars;
 pub use train::{prepared_trajectories, train_meta};

@@ -9,7 +9,7 @@ use ndarray::{s, Array2, ArrayView2};
 use super::error::CandleContext;
 use super::net::{PotentialNet, VelocityNet};
 use super::sampler::integrate;
-use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, ENDPOINT_MIN_GAP};
+use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, TuningRecord};
 use crate::rng;
 use crate::space::Layout;
 
@@ -38,6 +38,7 @@ pub struct MetaModel {
     train_seconds: f64,
     final_loss: f32,
     activation: Option<String>,
+    tuning: Option<TuningRecord>,
 }
 
 /// What [`MetaModel::from_parts`] needs besides the weights.
@@ -51,6 +52,7 @@ pub(crate) struct ModelInfo {
     pub train_seconds: f64,
     pub final_loss: f32,
     pub activation: Option<String>,
+    pub tuning: Option<TuningRecord>,
 }
 
 impl MetaModel {
@@ -76,6 +78,7 @@ impl MetaModel {
             train_seconds: info.train_seconds,
             final_loss: info.final_loss,
             activation: info.activation,
+            tuning: info.tuning,
         })
     }
 
@@ -117,6 +120,44 @@ impl MetaModel {
     /// The base classifiers' activation as recorded in a saved model (None before saving).
     pub fn activation(&self) -> Option<&str> {
         self.activation.as_deref()
+    }
+
+    /// How the model was reward fine-tuned (None for a model trained by flow matching only).
+    pub fn tuning(&self) -> Option<&TuningRecord> {
+        self.tuning.as_ref()
+    }
+
+    /// Everything but the weights, to rebuild a model of the same kind with other weights.
+    pub(crate) fn info(&self) -> ModelInfo {
+        ModelInfo {
+            layout: self.layout.clone(),
+            config: self.config.clone(),
+            checkpoints: self.checkpoints,
+            scaling: self.scaling.clone(),
+            data_digest: self.data_digest.clone(),
+            train_seconds: self.train_seconds,
+            final_loss: self.final_loss,
+            activation: self.activation.clone(),
+            tuning: self.tuning.clone(),
+        }
+    }
+
+    /// The velocity network (None for a JKO potential model).
+    pub(crate) fn velocity_net(&self) -> Option<&VelocityNet> {
+        match &self.field {
+            Field::Velocity(net) => Some(net),
+            Field::Potential(_) => None,
+        }
+    }
+
+    /// The device the weights live on.
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Fresh source samples `[n, D]` in θ space, drawn from `seed` (what [`Self::generate`] starts from).
+    pub fn source_samples(&self, n: usize, seed: u64) -> Array2<f32> {
+        self.config.source.source().sample(&self.layout, n, &mut rng::rng(seed))
     }
 
     /// Times t_k of the marginals a JKO model steps through (0, intermediates, 1).
@@ -165,10 +206,6 @@ impl MetaModel {
         })
     }
 
-    fn source_samples(&self, n: usize, seed: u64) -> Array2<f32> {
-        self.config.source.source().sample(&self.layout, n, &mut rng::rng(seed))
-    }
-
     /// Integrates `x0` (θ space) and returns the states at the steps `record(i, last)` selects, unscaled.
     fn flow_path(
         &self,
@@ -210,18 +247,9 @@ impl MetaModel {
             };
             store(0, &x)?;
             match &self.field {
-                Field::Velocity(net) if self.config.predicts_endpoint() => {
-                    // v = (x̂_1 − x)/(1 − t), the gap floored where Heun and RK4 evaluate at t = 1.
-                    let field = |x: &Tensor, t: f64| -> Result<Tensor> {
-                        let gap = (1.0 - t).max(ENDPOINT_MIN_GAP);
-                        let tt = Tensor::full(t as f32, (x.dim(0).op("batch size")?, 1), x.device()).op("time")?;
-                        let x1 = net.endpoint(x, &tt, &net.forward_at(x, t)?)?;
-                        ((x1 - x).op("endpoint velocity")? / gap).op("endpoint velocity")
-                    };
-                    integrate(sampler, last, x, field, |i, _, x| store(i, x))?;
-                }
                 Field::Velocity(net) => {
-                    integrate(sampler, last, x, |x, t| net.forward_at(x, t), |i, _, x| store(i, x))?;
+                    let endpoint = self.config.predicts_endpoint();
+                    integrate(sampler, last, x, |x, t| net.velocity_at(x, t, endpoint), |i, _, x| store(i, x))?;
                 }
                 Field::Potential(net) => {
                     let mut x = x;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::CandleContext;
 use super::precond::{Precond, PRECOND_PREFIX};
-use super::{Error, Result};
+use super::{Error, Result, ENDPOINT_MIN_GAP};
 use crate::rng::Rng;
 
 /// Highest frequency of the time embedding.
@@ -189,6 +189,32 @@ impl VelocityNet {
 }
 
 impl VelocityNet {
+    /// The velocity the generation ODE integrates at x `[B, D]` and one shared time t: the network's output,
+    /// or for an `endpoint` model (x̂_1(x, t) − x)/(1 − t) with the gap floored at [`ENDPOINT_MIN_GAP`]
+    /// (Heun and RK4 evaluate at t = 1). Differentiable in x and in the parameters.
+    pub(crate) fn velocity_at(&self, x: &Tensor, t: f64, endpoint: bool) -> Result<Tensor> {
+        let f = self.forward_at(x, t)?;
+        if !endpoint {
+            return Ok(f);
+        }
+        let gap = (1.0 - t).max(ENDPOINT_MIN_GAP);
+        let tt = Tensor::full(t as f32, (x.dim(0).op("batch size")?, 1), x.device()).op("time")?;
+        let x1 = self.endpoint(x, &tt, &f)?;
+        ((x1 - x).op("endpoint velocity")? / gap).op("endpoint velocity")
+    }
+
+    /// Like [`Self::velocity_at`] with one time per row, t `[B]` (the rows of several time steps at once).
+    pub(crate) fn velocity_rows(&self, x: &Tensor, t: &Tensor, endpoint: bool) -> Result<Tensor> {
+        let f = self.forward(x, t, None)?;
+        if !endpoint {
+            return Ok(f);
+        }
+        let tt = super::precond::column(t)?;
+        let x1 = self.endpoint(x, &tt, &f)?;
+        let gap = tt.affine(-1.0, 1.0).and_then(|g| g.maximum(ENDPOINT_MIN_GAP)).op("endpoint gap")?;
+        (x1 - x).and_then(|d| d.broadcast_div(&gap)).op("endpoint velocity")
+    }
+
     /// v(x, t) `[B, D]` for one time t shared by the batch (unconditioned nets): the time embedding's part of
     /// the first layer is one row computed once, so the input is never concatenated. Generation's path.
     pub(crate) fn forward_at(&self, x: &Tensor, t: f64) -> Result<Tensor> {

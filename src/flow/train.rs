@@ -161,6 +161,7 @@ pub fn train_meta(
         train_seconds: started.elapsed().as_secs_f64(),
         final_loss,
         activation: None,
+        tuning: None,
     };
     MetaModel::from_parts(info, weights, device)
 }
@@ -198,7 +199,7 @@ fn set_precond(
 }
 
 /// The VarMap's variables sorted by name (its HashMap order must not reach the optimiser or the file).
-fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
+pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().expect("var map lock poisoned");
     let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));

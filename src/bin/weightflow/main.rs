@@ -12,6 +12,7 @@ mod output;
 mod quickstart;
 mod train_base;
 mod train_meta;
+mod tune;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Info(info::Args),
     /// Train a flow meta-model (CFM, MMFM or JKO) on a trajectory set.
     TrainMeta(train_meta::Args),
+    /// Fine-tune a meta-model towards a reward (task cross entropy or CDC) by adjoint matching.
+    Tune(tune::Args),
     /// Generate classifiers from a meta-model.
     Generate(generate::Args),
     /// Evaluate a meta-model's generated classifiers against the trained runs.
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
         Command::TrainBase(a) => train_base::run(a),
         Command::Info(a) => info::run(a),
         Command::TrainMeta(a) => train_meta::run(a),
+        Command::Tune(a) => tune::run(a),
         Command::Generate(a) => generate::run(a),
         Command::EvalGen(a) => eval_gen::run(a),
         Command::Quickstart(a) => quickstart::run(a),
