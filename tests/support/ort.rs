@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by several test binaries, each using a part
 //! Where the tests find onnxruntime: `ORT_DYLIB_PATH` (scripts/test.sh exports it from scripts/setup-ort.sh),
 //! else the project's `.venv/` that scripts/setup-ort.sh fills. None: the caller skips and says why.
 
