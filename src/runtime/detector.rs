@@ -51,6 +51,12 @@ pub struct Detector {
     info: DetectorInfo,
 }
 
+// The C ABI and services share one detector across threads: keep it Send + Sync (a compile-time check).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Detector>();
+};
+
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Detector").field("info", &self.info).finish_non_exhaustive()
