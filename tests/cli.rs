@@ -3,6 +3,9 @@
 
 use std::process::Command;
 
+#[path = "support/ort.rs"]
+mod ort_support;
+
 fn weightflow() -> Command {
     Command::new(env!("CARGO_BIN_EXE_weightflow"))
 }
@@ -111,6 +114,45 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     }
     assert_eq!(v["w1"]["generated"].as_array().map(Vec::len), Some(7), "one W1 per marginal t_0 … t_6: {}", v["w1"]);
     assert!(v["w1"].get("gaussian_source").is_some());
+
+    // export → a bundle the runtime opens and scores with (needs onnxruntime: scripts/setup-ort.sh).
+    let Some(lib) = ort_support::library_or_skip("the export part of train_meta_generate_and_eval_gen") else {
+        return Ok(());
+    };
+    let bundle = dir.path().join("d.wfb");
+    let p = std::path::Path::new;
+    let export = [
+        "export",
+        "--calibrate-sizes",
+        "5,10",
+        "--null-windows",
+        "10",
+        "--pool",
+        "32",
+        "--steps",
+        "6",
+        "--floor",
+        "0",
+        "--ensemble-size",
+        "8",
+        "--refine-steps",
+        "0",
+        "--json",
+        "--meta",
+    ];
+    let stdout =
+        ok(&export, &[&meta, p("--trajectories"), &traj, p("--out"), &bundle, p("--onnxruntime"), lib.as_path()])?;
+    let v: serde_json::Value = serde_json::from_slice(&stdout)?;
+    assert_eq!(v["schema"], "export/1");
+    assert_eq!(v["window_sizes"], serde_json::json!([5, 10]));
+    let det = weightflow::runtime::Detector::open(
+        &bundle,
+        &weightflow::runtime::OpenOptions { onnxruntime: Some(lib), threads: 1 },
+    )?;
+    assert_eq!((det.info().n_features, det.info().ensemble_size, det.info().window_sizes.clone()), (9, 8, vec![5, 10]));
+    let window = ndarray::Array2::from_shape_fn((5, 9), |(i, j)| (i * 9 + j) as f32 / 10.0);
+    let score = det.score(window.view(), 1)?;
+    assert!((0.0..=1.0).contains(&score.p_value) && score.ensemble_size == 8, "{score:?}");
     Ok(())
 }
 

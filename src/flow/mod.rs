@@ -17,13 +17,15 @@
 //! 5. [`train_meta`] with a [`MetaTrainConfig`] → [`MetaModel`].
 //! 6. [`MetaModel::generate`] / [`MetaModel::generate_path`]: fresh source samples carried to t = 1 by a
 //!    [`Sampler`] (Euler, Heun, RK4), unscaled to θ.
-//! 7. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]; a
+//! 7. [`MetaModel::to_onnx`]: the velocity field as an ONNX graph in θ space, for the runtime.
+//! 8. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]; a
 //!    reward fine-tuned model also records its [`TuningRecord`]).
 
 mod align;
 mod config;
 mod coupling;
 mod error;
+mod export;
 mod io;
 pub(crate) mod model;
 mod net;

@@ -8,8 +8,8 @@ use ndarray::{s, Array2, ArrayView2};
 
 use super::error::CandleContext;
 use super::net::{PotentialNet, VelocityNet};
-use super::sampler::integrate;
 use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, TuningRecord};
+use crate::ode::integrate;
 use crate::rng;
 use crate::space::Layout;
 
@@ -204,6 +204,30 @@ impl MetaModel {
         self.flow_path(x0, sampler, steps, &|i, last| {
             i == 0 || i == last || (record_every > 0 && i % record_every == 0)
         })
+    }
+
+    /// dθ/dt `[n, D]` at weights `theta` `[n, D]` and time `t`, through candle: s ⊙ v_z(θ/s, t), the field
+    /// [`Self::generate`] integrates (in z) and the exported ONNX graph computes (in θ). Velocity models
+    /// only (CFM, MMFM).
+    pub fn velocity_at(&self, theta: ArrayView2<f32>, t: f64) -> Result<Array2<f32>> {
+        let Field::Velocity(net) = &self.field else {
+            return Err(super::Error::Config {
+                field: "objective",
+                reason: "a JKO model has no velocity field".into(),
+            });
+        };
+        let z = self.scaling.to_flow(&self.layout, theta)?;
+        let (n, d) = z.dim();
+        let z = Tensor::from_slice(z.as_slice().expect("fresh standard layout"), (n, d), &self.device)
+            .op("velocity input")?;
+        let v = net
+            .velocity_at(&z, t, self.config.predicts_endpoint())?
+            .flatten_all()
+            .and_then(|f| f.to_vec1::<f32>())
+            .op("velocity output")?;
+        let vz = Array2::from_shape_vec((n, d), v).expect("n × D values");
+        let s = self.scaling.per_coordinate(&self.layout)?;
+        Ok(vz * ndarray::ArrayView1::from(&s))
     }
 
     /// Integrates `x0` (θ space) and returns the states at the steps `record(i, last)` selects, unscaled.

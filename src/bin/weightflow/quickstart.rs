@@ -1,12 +1,19 @@
 //! `weightflow quickstart`: the README's main job on the embedded UCI heart data, with nothing to set up:
-//! 2,048 base runs → a CFM meta-model → 256 generated classifiers scored against the trained ones.
-//! Grows with the product: the bundle and a scored window come next.
+//! 2,048 base runs → a CFM meta-model → 256 generated classifiers scored against the trained ones → a bundle
+//! (`detector.wfb`) → one in-distribution and one shifted window scored by the runtime (needs onnxruntime:
+//! `ORT_DYLIB_PATH`, see scripts/setup-ort.sh).
 
 use std::path::PathBuf;
 
-use weightflow::data::DatasetSpec;
+use weightflow::data::{sample_window, DatasetSpec};
+use weightflow::detect::EnsembleConfig;
+use weightflow::rng;
+use weightflow::runtime::{Detector, OpenOptions};
 
-use crate::{eval_gen, output, train_base, train_meta};
+use crate::{eval_gen, export, output, train_base, train_meta};
+
+/// Rows of the windows the quickstart scores.
+const WINDOW: usize = 20;
 
 /// Command-line arguments of `quickstart`.
 #[derive(Debug, clap::Args)]
@@ -30,7 +37,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     output::say("weightflow quickstart: UCI heart (embedded), MLP 9-16-16-2");
     let trajectories = args.out.join("trajectories");
     let meta = args.out.join("cfm");
-    output::say("\n[1/3] base trajectories");
+    output::say("\n[1/5] base trajectories");
     train_base::run(train_base::Args {
         dataset: "uci-heart".parse::<DatasetSpec>()?,
         arch: None,
@@ -51,17 +58,17 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         json: false,
         quiet: false,
     })?;
-    output::say("\n[2/3] CFM meta-model (Kaiming source, aligned runs, independent coupling, preconditioned endpoint)");
+    output::say("\n[2/5] CFM meta-model (Kaiming source, aligned runs, independent coupling, preconditioned endpoint)");
     train_meta::run(train_meta::Args {
         trajectories: trajectories.clone(),
         steps: Some(args.meta_steps),
         out: meta.clone(),
         ..Default::default()
     })?;
-    output::say("\n[3/3] generated vs trained classifiers (held-out iid_test)");
+    output::say("\n[3/5] generated vs trained classifiers (held-out iid_test)");
     eval_gen::run(eval_gen::Args {
-        meta,
-        trajectories,
+        meta: meta.clone(),
+        trajectories: trajectories.clone(),
         gaussian_meta: None,
         n: 256,
         best_of_k: 4,
@@ -72,5 +79,48 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         plots: Some(args.out.join("plots")),
         device: Default::default(),
         json: args.json,
-    })
+    })?;
+    output::say(
+        "\n[4/5] bundle: ONNX meta-model, f (run 0), P's reference sample, calibration for windows of 10, 20, 50",
+    );
+    let bundle = args.out.join("detector.wfb");
+    let defaults = EnsembleConfig::default();
+    export::run(export::Args {
+        meta,
+        trajectories,
+        f_run: 0,
+        calibrate_sizes: "10,20,50".into(),
+        null_windows: 100,
+        steps: 50,
+        sampler: Default::default(),
+        pool: 256,
+        pool_seed: 0,
+        ensemble_size: defaults.ensemble_size,
+        floor: defaults.floor,
+        refine_steps: defaults.steps,
+        seed: 0,
+        onnxruntime: None,
+        out: bundle.clone(),
+        json: false,
+    })?;
+    output::say(format_args!(
+        "\n[5/5] the runtime scores a window of {WINDOW} iid_test rows and one of {WINDOW} shifted rows"
+    ));
+    let detector = Detector::open(&bundle, &OpenOptions::default())?;
+    let splits = "uci-heart".parse::<DatasetSpec>()?.load(0)?;
+    let shifted = splits.shifted.as_ref().ok_or("uci-heart has a shifted split")?;
+    for (name, pool) in [("iid_test", &splits.test), ("shifted", shifted)] {
+        let window = sample_window(pool, WINDOW, &mut rng::rng(7))?;
+        let s = detector.score(window.x.view(), 7)?;
+        output::say(format_args!(
+            "  {name:>8}: p = {:.3} (statistic {:.3}, threshold {:.3}) → {}; disagreement {:.3}, {} members",
+            s.p_value,
+            s.statistic,
+            s.threshold,
+            if s.is_shift { "SHIFT" } else { "no shift" },
+            s.disagreement,
+            s.ensemble_size
+        ));
+    }
+    Ok(())
 }
