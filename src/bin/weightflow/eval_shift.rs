@@ -194,6 +194,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
     }
+    if args.meta.is_none() && args.methods.iter().any(|m| m.needs_pool()) {
+        return Err("untilted and meta-detectron need --meta DIR (a trained meta-model)".into());
+    }
     let pools = load_pools(&args)?;
     for &n in &args.sizes {
         if n == 0 || n > pools.iid.len() || n > pools.shifted.len() {
@@ -249,7 +252,6 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             output::say(format_args!("generating a pool of {} members …", args.pool));
             Some(model.generate(args.pool, Sampler::Euler, args.ode_steps, args.seed)?)
         }
-        (None, true) => return Err("untilted and meta-detectron need --meta DIR (a trained meta-model)".into()),
         _ => None,
     };
     let mlp = Mlp::new(pools.layout.clone(), activation);
