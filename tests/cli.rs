@@ -198,3 +198,32 @@ fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), 
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--reward"));
     Ok(())
 }
+
+#[test]
+fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::error::Error>> {
+    let output = weightflow()
+        .args(["eval-shift", "--dataset", "uci-heart", "--methods", "f-entropy,bbsd", "--sizes", "10,20"])
+        .args(["--runs", "20", "--base-models", "2", "--threads", "1", "--json"])
+        .output()?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(v["schema"], "eval-shift/1");
+    let rows = v["results"].as_array().ok_or("results is an array")?;
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        for key in ["tpr", "tpr_se", "tpr_sd_f", "auroc", "fpr_fresh"] {
+            let x = r[key].as_f64().ok_or(format!("{key} is a number"))?;
+            assert!((0.0..=1.0).contains(&x), "{key} = {x}");
+        }
+        assert!(r["ms_median"].as_f64().unwrap() <= r["ms_p90"].as_f64().unwrap());
+        assert_eq!(r["tpr_per_f"].as_array().map(|a| a.len()), Some(2));
+    }
+    assert_eq!((rows[0]["method"].as_str(), rows[3]["n"].as_u64()), (Some("f-entropy"), Some(20)));
+    // The ensemble methods need a meta-model; an unknown method is refused by name.
+    let no_meta = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "untilted"]).output()?;
+    assert_eq!(no_meta.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_meta.stderr).contains("--meta"));
+    let unknown = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "tilted"]).output()?;
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("meta-detectron"));
+    Ok(())
+}

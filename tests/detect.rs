@@ -216,3 +216,53 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
     assert_eq!(config, EnsembleConfig { steps: 3, ..Default::default() });
     Ok(())
 }
+
+#[test]
+fn detectron_disagrees_more_on_a_harmful_shift_than_on_the_null() -> TestResult {
+    use weightflow::detect::{Detectron, DetectronConfig};
+    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut rng(1));
+    // A faster optimiser than the paper's lr 1e-3, so that 5 epochs visibly move a 6-parameter linear f.
+    let config = DetectronConfig { lr: 0.05, ..Default::default() };
+    let det = Detectron::new(mlp(), deployed(), p_ref, config, Statistic::Disagreement)?;
+    let mean = |mean: [f32; 2], sd: f32| -> Result<f64, DetectError> {
+        let mut total = 0.0;
+        for w in 0..10 {
+            let s = det.window_statistics(gaussian(10, mean, sd, &mut rng(100 + w)).view(), w)?;
+            assert!(s.cdcs >= 1 && s.cdcs <= 5 && (0.0..=1.0).contains(&s.disagreement));
+            total += s.disagreement / 10.0;
+        }
+        Ok(total)
+    };
+    let (null, shifted) = (mean([0.0, 0.0], 1.0)?, mean([3.0, -3.0], 0.5)?);
+    assert!(shifted > null + 0.1, "null {null}, shifted {shifted}");
+    Ok(())
+}
+
+#[test]
+fn methods_parse_by_name_and_build_alike() -> TestResult {
+    use weightflow::detect::{DetectronConfig, Method, MethodInputs};
+    let mut r = rng(1);
+    let p_ref = gaussian(100, [0.0, 0.0], 1.0, &mut r);
+    let members = pool(16, &mut r);
+    let mlp = mlp();
+    let inputs = MethodInputs {
+        mlp: &mlp,
+        f: deployed(),
+        p_ref: p_ref.clone(),
+        pool: Some(members.view()),
+        refined: EnsembleConfig { floor: 0.7, ..Default::default() },
+        untilted: EnsembleConfig { floor: 0.7, ..EnsembleConfig::untilted() },
+        detectron: DetectronConfig::default(),
+        mmd_permutations: 0,
+    };
+    let q = gaussian(10, [3.0, -3.0], 0.5, &mut r);
+    for m in Method::ALL {
+        assert_eq!(m.name().parse::<Method>()?, m);
+        let s = m.build(&inputs)?.statistic(q.view(), 0)?;
+        assert!(s.is_finite() && s >= 0.0, "{m}: {s}");
+    }
+    assert!("tilted".parse::<Method>().unwrap_err().contains("meta-detectron"));
+    let no_pool = MethodInputs { pool: None, ..inputs };
+    assert!(matches!(Method::Untilted.build(&no_pool), Err(DetectError::Empty { what: "member pool" })));
+    Ok(())
+}

@@ -37,6 +37,7 @@
 //! ℓ_cdc = (Σ_P CE + λ Σ_Q DCE) / (|P| + |Q|), λ = 1/(|Q|+1).
 
 mod activation;
+mod adam;
 mod backward;
 mod error;
 mod forward;
@@ -45,6 +46,7 @@ pub mod metrics;
 mod mlp;
 
 pub use activation::Activation;
+pub use adam::Adam;
 pub use error::Error;
 pub use loss::{cross_entropy, disagreement_cross_entropy, log_sum_exp, LossKind, Target, Targets};
 pub use metrics::{accuracy, auroc, mean_log_loss};

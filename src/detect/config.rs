@@ -51,7 +51,7 @@ impl Default for EnsembleConfig {
             ensemble_size: 32,
             floor: 0.8,
             steps: 10,
-            lr: 1.0,
+            lr: 2.0,
             refine_rows: 64,
             lambda: Some(1.0),
             alpha: 0.05,

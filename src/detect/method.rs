@@ -1,12 +1,129 @@
 //! The seam every shift test shares, so that an evaluation treats meta-detectron and its baselines alike.
 
-use ndarray::ArrayView2;
+use std::fmt;
+use std::str::FromStr;
 
+use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::config::{EnsembleConfig, Statistic};
+use super::detectron::{Detectron, DetectronConfig};
+use super::ensemble::EnsembleDetector;
 use super::error::DetectError;
+use super::mmd::Mmd;
+use super::output_tests::{Bbsd, FEntropy};
+use crate::classifier::Mlp;
 
 /// A shift test reduced to one statistic per window: larger means more shifted. Calibration and decisions
 /// ([`p_value`](super::p_value), [`threshold`](super::threshold)) work on these statistics for every test.
 pub trait WindowTest: Send + Sync {
     /// The statistic of window `q` (standardised rows); `seed` fixes whatever the test draws at random.
     fn statistic(&self, q: ArrayView2<'_, f32>, seed: u64) -> Result<f64, DetectError>;
+}
+
+/// The shift tests an evaluation can compare. The faithful path (adjoint matching per window, the `tune`
+/// layer) joins as one more variant built outside this layer, since `detect` must not depend on candle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Method {
+    /// Pool members refined by gradient steps on ℓ_cdc per window ([`EnsembleDetector`], `steps > 0`).
+    MetaDetectron,
+    /// The pool's members as generated ([`EnsembleDetector`], `steps = 0`).
+    Untilted,
+    /// Detectron's entropy test with natively trained CDCs ([`Detectron`]).
+    Detectron,
+    /// Detectron's disagreement test.
+    DetectronDisagreement,
+    /// BBSD: per-output KS tests, Bonferroni ([`Bbsd`]).
+    Bbsd,
+    /// f's own predictive-entropy KS test ([`FEntropy`]).
+    FEntropy,
+    /// MMD with an RBF kernel ([`Mmd`]).
+    Mmd,
+}
+
+impl Method {
+    /// Every method, in report order.
+    pub const ALL: [Method; 7] = [
+        Method::MetaDetectron,
+        Method::Untilted,
+        Method::Detectron,
+        Method::DetectronDisagreement,
+        Method::Bbsd,
+        Method::FEntropy,
+        Method::Mmd,
+    ];
+
+    /// The kebab-case name (`meta-detectron`, `f-entropy`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::MetaDetectron => "meta-detectron",
+            Method::Untilted => "untilted",
+            Method::Detectron => "detectron",
+            Method::DetectronDisagreement => "detectron-disagreement",
+            Method::Bbsd => "bbsd",
+            Method::FEntropy => "f-entropy",
+            Method::Mmd => "mmd",
+        }
+    }
+
+    /// Whether the method needs a pool of generated members.
+    pub fn needs_pool(self) -> bool {
+        matches!(self, Method::MetaDetectron | Method::Untilted)
+    }
+
+    /// The test for one deployed classifier (module-level seam for evaluations).
+    pub fn build(self, inputs: &MethodInputs<'_>) -> Result<Box<dyn WindowTest>, DetectError> {
+        let (mlp, f, p_ref) = (inputs.mlp.clone(), inputs.f.clone(), inputs.p_ref.clone());
+        let pool = || inputs.pool.map(|p| p.to_owned()).ok_or(DetectError::Empty { what: "member pool" });
+        Ok(match self {
+            Method::MetaDetectron => Box::new(EnsembleDetector::new(mlp, f, p_ref, pool()?, inputs.refined.clone())?),
+            Method::Untilted => Box::new(EnsembleDetector::new(mlp, f, p_ref, pool()?, inputs.untilted.clone())?),
+            Method::Detectron => Box::new(Detectron::new(mlp, f, p_ref, inputs.detectron.clone(), Statistic::Entropy)?),
+            Method::DetectronDisagreement => {
+                Box::new(Detectron::new(mlp, f, p_ref, inputs.detectron.clone(), Statistic::Disagreement)?)
+            }
+            Method::Bbsd => Box::new(Bbsd::new(mlp, f, p_ref.view())?),
+            Method::FEntropy => Box::new(FEntropy::new(mlp, f, p_ref.view())?),
+            Method::Mmd => Box::new(Mmd::new(p_ref, inputs.mmd_permutations)?),
+        })
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            format!("unknown method {s:?} (expected one of {})", Method::ALL.map(Method::name).join(", "))
+        })
+    }
+}
+
+/// What [`Method::build`] needs: the deployed classifier, the reference sample of P and the settings.
+#[derive(Debug, Clone)]
+pub struct MethodInputs<'a> {
+    /// The classifier family.
+    pub mlp: &'a Mlp,
+    /// The deployed classifier f (flat weights).
+    pub f: Array1<f32>,
+    /// The reference sample of P (standardised rows).
+    pub p_ref: Array2<f32>,
+    /// Generated members `[M, D]` for the ensemble methods.
+    pub pool: Option<ArrayView2<'a, f32>>,
+    /// Settings of meta-detectron.
+    pub refined: EnsembleConfig,
+    /// Settings of the untilted ensemble.
+    pub untilted: EnsembleConfig,
+    /// Settings of Detectron.
+    pub detectron: DetectronConfig,
+    /// Permutations of the MMD test's own p-value (unused by its calibrated statistic).
+    pub mmd_permutations: usize,
 }

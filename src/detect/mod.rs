@@ -7,23 +7,31 @@
 //!   (1 + k)/(1 + B) and the decision at level α;
 //! * [`EnsembleDetector`] with [`EnsembleConfig`]: the untilted ensemble (`steps = 0`) and meta-detectron
 //!   (members moved by gradient steps on ℓ_cdc towards "agree with f on P, disagree on Q");
-//! * [`WindowTest`]: the one trait every test implements, so that evaluations treat all alike.
+//! * baselines: [`Detectron`] (CDCs trained from a copy of f), [`Bbsd`], [`FEntropy`], [`Mmd`];
+//! * [`WindowTest`] and [`Method`]: the one trait every test implements and the enum that builds them, so that
+//!   evaluations treat all alike.
 //!
 //! This layer uses `ndarray` and the `classifier`, `space`, `data` and `rng` layers only (no candle): a
 //! scoring runtime links it. Rows passed in are already standardised (see [`crate::data::Standardizer`]).
 
 mod calibration;
 mod config;
+mod detectron;
 mod ensemble;
 mod error;
 mod ks;
 mod method;
+mod mmd;
+mod output_tests;
 mod stats;
 
 pub use calibration::{p_value, threshold, Calibration};
 pub use config::{EnsembleConfig, Statistic};
+pub use detectron::{Detectron, DetectronConfig, DetectronStatistics};
 pub use ensemble::{EnsembleDetector, Score, WindowStatistics};
 pub use error::DetectError;
 pub use ks::{kolmogorov_sf, ks_two_sample, KsTest, EXACT_MAX_CELLS};
-pub use method::WindowTest;
+pub use method::{Method, MethodInputs, WindowTest};
+pub use mmd::Mmd;
+pub use output_tests::{Bbsd, FEntropy};
 pub use stats::{disagreement_any, disagreement_mean, mean_softmax_entropy};

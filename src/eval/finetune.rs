@@ -12,12 +12,12 @@
 //! exact to within `eval_every` steps), or `None` if it never gets there within `max_steps`. A classifier that
 //! has reached the target stops training.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::error::check_len;
 use super::Error;
-use crate::classifier::{Mlp, Targets};
+use crate::classifier::{Adam, Mlp, Targets};
 use crate::data::Dataset;
 
 /// A labelled set: inputs `x` `[B, d_in]` (standardised as the classifiers expect) and labels `y` `[B]`.
@@ -112,43 +112,6 @@ impl InitSteps {
         }
         .filter(|m| m.is_finite());
         Self { per_classifier, target_accuracy, max_steps, reached, n, mean, median }
-    }
-}
-
-/// Adam on the rows of a flat `[M, D]` parameter matrix (formula in the module docs).
-struct Adam {
-    lr: f64,
-    m: Array2<f32>,
-    v: Array2<f32>,
-    step: i32,
-}
-
-impl Adam {
-    const BETA1: f64 = 0.9;
-    const BETA2: f64 = 0.999;
-    const EPS: f64 = 1e-8;
-
-    fn new(shape: (usize, usize), lr: f64) -> Self {
-        Self { lr, m: Array2::zeros(shape), v: Array2::zeros(shape), step: 0 }
-    }
-
-    /// One step of the parameter rows `rows` of `thetas` with gradients `grads` `[rows.len(), D]`; every row
-    /// passed has taken the same number of steps before (rows only ever leave the active set).
-    fn step(&mut self, thetas: &mut Array2<f32>, grads: &Array2<f32>, rows: &[usize]) {
-        self.step += 1;
-        let c1 = 1.0 / (1.0 - Self::BETA1.powi(self.step));
-        let c2 = 1.0 / (1.0 - Self::BETA2.powi(self.step));
-        for (g, &r) in grads.outer_iter().zip(rows) {
-            let (mut th, mut m, mut v) = (thetas.row_mut(r), self.m.row_mut(r), self.v.row_mut(r));
-            for (((p, &gi), mi), vi) in th.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                let gi = gi as f64;
-                let nm = Self::BETA1 * *mi as f64 + (1.0 - Self::BETA1) * gi;
-                let nv = Self::BETA2 * *vi as f64 + (1.0 - Self::BETA2) * gi * gi;
-                *mi = nm as f32;
-                *vi = nv as f32;
-                *p = (*p as f64 - self.lr * (nm * c1) / ((nv * c2).sqrt() + Self::EPS)) as f32;
-            }
-        }
     }
 }
 

@@ -7,6 +7,7 @@
 mod args;
 mod eval_gen;
 mod export;
+mod eval_shift;
 mod generate;
 mod info;
 mod output;
@@ -41,7 +42,9 @@ enum Command {
     EvalGen(eval_gen::Args),
     /// Export a meta-model, a deployed classifier and calibration tables as one bundle for the runtime.
     Export(export::Args),
-    /// The README's main job on the embedded UCI heart data: train trajectories and summarise them.
+    /// The shift-detection protocol: every method's power, calibration and latency on the same windows.
+    EvalShift(eval_shift::Args),
+    /// The README's main job on the embedded UCI heart data: trajectories → meta-model → report → bundle → a scored window.
     Quickstart(quickstart::Args),
 }
 
@@ -55,6 +58,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(a) => generate::run(a),
         Command::EvalGen(a) => eval_gen::run(a),
         Command::Export(a) => export::run(a),
+        Command::EvalShift(a) => eval_shift::run(a),
         Command::Quickstart(a) => quickstart::run(a),
     };
     match result {

@@ -1,0 +1,366 @@
+//! `weightflow eval-shift`: the shift-detection protocol (METHOD.md §4–5, issue 5) for every method on the
+//! same windows.
+//!
+//! K deployed classifiers f are trained natively on P (seeds fixed). For each f, method and window size N:
+//! `--runs` null windows from P* calibrate the test, `--runs` *fresh* null windows (other draws from P*)
+//! measure the false-positive rate, and `--runs` windows from the shifted pool measure the power. All methods
+//! and all f's see the same windows. A window is flagged when its calibrated p-value (1 + k)/(1 + B) ≤ α.
+//!
+//! JSON (schema `eval-shift/1`): `{"results": [{"method", "n", "tpr", "tpr_se", "tpr_sd_f", "auroc",
+//! "fpr_fresh", "fpr_se", "ms_median", "ms_p90", "tpr_per_f"}], "settings": {…}}`. `tpr`, `auroc` and
+//! `fpr_fresh` are means over the K f's; `tpr_sd_f` is the standard deviation of TPR across the f's;
+//! `tpr_se` = √(Σ_k tpr_k(1 − tpr_k)/runs)/K, the binomial standard error of the mean over the windows
+//! (`fpr_se` likewise); AUROC separates the calibration null windows from the shifted ones; times are wall
+//! milliseconds per window (one statistic on one thread), median and 90th percentile over all windows.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+use weightflow::classifier::{auroc, Activation, Mlp};
+use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Standardizer};
+use weightflow::detect::{p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Statistic};
+use weightflow::flow::{MetaModel, Sampler};
+use weightflow::rng::stream;
+use weightflow::space::Layout;
+use weightflow::train::{train_runs, TrainConfig, TrainData};
+
+use crate::args::kebab;
+use crate::output;
+
+/// Command-line arguments of `eval-shift`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// uci-heart, digits, mnist, or csv (with --train, --iid, --shifted, --label-column).
+    #[arg(long)]
+    pub dataset: String,
+    /// CSV of P (training rows of f), with a header.
+    #[arg(long)]
+    pub train: Option<PathBuf>,
+    /// CSV of P* (held-out in-distribution rows: the null pool).
+    #[arg(long)]
+    pub iid: Option<PathBuf>,
+    /// CSV of the shifted pool Q.
+    #[arg(long)]
+    pub shifted: Option<PathBuf>,
+    /// The label column's name in the CSVs (every other column is a numeric feature).
+    #[arg(long, default_value = "label")]
+    pub label_column: String,
+    /// Comma-separated methods.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "meta-detectron,untilted,detectron,detectron-disagreement,bbsd,f-entropy,mmd"
+    )]
+    pub methods: Vec<Method>,
+    /// Comma-separated window sizes N.
+    #[arg(long, value_delimiter = ',', default_value = "10,20,50")]
+    pub sizes: Vec<usize>,
+    /// Windows of each kind (calibration null, fresh null, shifted) per size and f.
+    #[arg(long, default_value_t = 100)]
+    pub runs: usize,
+    /// Decision level α.
+    #[arg(long, default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Independently trained deployed classifiers K.
+    #[arg(long, default_value_t = 10)]
+    pub base_models: usize,
+    /// The meta-model that generates the members of untilted and meta-detectron.
+    #[arg(long)]
+    pub meta: Option<PathBuf>,
+    /// Generated pool size (the voters are the first --ensemble-size that pass the floor).
+    #[arg(long, default_value_t = 256)]
+    pub pool: usize,
+    /// ODE steps of the generation.
+    #[arg(long, default_value_t = 60)]
+    pub ode_steps: usize,
+    /// Voting members M of the ensembles.
+    #[arg(long)]
+    pub ensemble_size: Option<usize>,
+    /// Accuracy floor on P (agreement with f).
+    #[arg(long)]
+    pub floor: Option<f64>,
+    /// Refinement steps of meta-detectron.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Refinement step size of meta-detectron.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// DCE weight λ of the refinement (0 or less: 1/(N+1)).
+    #[arg(long)]
+    pub lambda: Option<f32>,
+    /// Reference rows per refinement (0 = all).
+    #[arg(long)]
+    pub refine_rows: Option<usize>,
+    /// The ensembles' deciding statistic: entropy or disagreement.
+    #[arg(long, value_parser = kebab::<Statistic>)]
+    pub statistic: Option<Statistic>,
+    /// Master seed (f's training, windows, pool).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// The report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The three pools of the protocol, standardised with P's statistics.
+struct Pools {
+    train: Dataset,
+    iid: Dataset,
+    shifted: Dataset,
+    layout: Layout,
+    train_cfg: TrainConfig,
+}
+
+fn load_pools(args: &Args) -> Result<Pools, Box<dyn std::error::Error>> {
+    let (train, iid, shifted, spec) = if args.dataset == "csv" {
+        let (Some(t), Some(i), Some(s)) = (&args.train, &args.iid, &args.shifted) else {
+            return Err("--dataset csv needs --train, --iid and --shifted".into());
+        };
+        let options =
+            CsvOptions { header: CsvHeader::Named, label_column: LabelColumn::Name(args.label_column.clone()) };
+        let spec = DatasetSpec::Csv { path: t.clone(), label_column: Some(args.label_column.clone()) };
+        (load_csv(t, &options)?, load_csv(i, &options)?, load_csv(s, &options)?, spec)
+    } else {
+        let spec: DatasetSpec = args.dataset.parse()?;
+        let splits = spec.load(args.seed)?;
+        let Some(shifted) = splits.shifted else {
+            return Err(format!("{spec} has no shifted pool: use --dataset csv with --shifted").into());
+        };
+        (splits.train, splits.test, shifted, spec)
+    };
+    let standardizer = Standardizer::fit(&train.x)?;
+    let (arch, mut train_cfg) = TrainConfig::for_dataset(&spec);
+    let classes = train.n_classes.max(iid.n_classes).max(shifted.n_classes).max(2);
+    let layout = Layout::parse(&arch.unwrap_or_else(|| format!("{}-32-{classes}", train.n_features())))?;
+    train_cfg.runs = args.base_models;
+    train_cfg.seed = args.seed;
+    Ok(Pools {
+        train: standardizer.transform(&train)?,
+        iid: standardizer.transform(&iid)?,
+        shifted: standardizer.transform(&shifted)?,
+        layout,
+        train_cfg,
+    })
+}
+
+/// One row of the report.
+#[derive(Debug, Serialize)]
+struct Row {
+    method: String,
+    n: usize,
+    tpr: f64,
+    tpr_se: f64,
+    tpr_sd_f: f64,
+    auroc: f64,
+    fpr_fresh: f64,
+    fpr_se: f64,
+    ms_median: f64,
+    ms_p90: f64,
+    tpr_per_f: Vec<f64>,
+}
+
+/// One f's figures for one method and size.
+struct Cell {
+    tpr: f64,
+    fpr: f64,
+    auroc: f64,
+    ms: Vec<f64>,
+}
+
+/// Window kinds, part of each window's seed so the three sets never coincide.
+const CALIBRATION: u64 = 1;
+const FRESH: u64 = 2;
+const SHIFTED: u64 = 3;
+
+/// The row indices of window `w` of `kind` and size `n` from a pool of `len` rows (the same for every method
+/// and every f).
+fn window(seed: u64, kind: u64, n: usize, w: usize, len: usize) -> Vec<usize> {
+    rand::seq::index::sample(&mut stream(seed, kind << 48 | (n as u64) << 24 | w as u64), len, n).into_vec()
+}
+
+/// Runs `eval-shift`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if args.runs == 0 || args.base_models == 0 || args.sizes.is_empty() || args.methods.is_empty() {
+        return Err("--runs, --base-models, --sizes and --methods must be non-empty".into());
+    }
+    if args.threads > 0 {
+        rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
+    }
+    if args.meta.is_none() && args.methods.iter().any(|m| m.needs_pool()) {
+        return Err("untilted and meta-detectron need --meta DIR (a trained meta-model)".into());
+    }
+    let pools = load_pools(&args)?;
+    for &n in &args.sizes {
+        if n == 0 || n > pools.iid.len() || n > pools.shifted.len() {
+            return Err(format!("window size {n} must be in 1..={}", pools.iid.len().min(pools.shifted.len())).into());
+        }
+    }
+    let mut refined = EnsembleConfig { alpha: args.alpha, ..EnsembleConfig::default() };
+    let set = |c: &mut EnsembleConfig| {
+        c.ensemble_size = args.ensemble_size.unwrap_or(c.ensemble_size);
+        c.floor = args.floor.unwrap_or(c.floor);
+        c.statistic = args.statistic.unwrap_or(c.statistic);
+    };
+    set(&mut refined);
+    refined.steps = args.steps.unwrap_or(refined.steps);
+    refined.lr = args.lr.unwrap_or(refined.lr);
+    refined.refine_rows = args.refine_rows.unwrap_or(refined.refine_rows);
+    if let Some(l) = args.lambda {
+        refined.lambda = (l > 0.0).then_some(l);
+    }
+    let mut untilted = EnsembleConfig { alpha: args.alpha, ..EnsembleConfig::untilted() };
+    set(&mut untilted);
+    refined.validate()?;
+    untilted.validate()?;
+
+    output::say(format_args!(
+        "training {} deployed classifiers {} on {} rows …",
+        args.base_models,
+        pools.layout.arch(),
+        pools.train.len()
+    ));
+    fn data(d: &Dataset) -> TrainData<'_> {
+        TrainData { x: d.x.view(), y: &d.y }
+    }
+    let trained = train_runs(
+        &pools.layout,
+        &pools.train_cfg,
+        data(&pools.train),
+        data(&pools.iid),
+        &candle_core::Device::Cpu,
+        &mut |_| {},
+    )?;
+    let fs: Array2<f32> = trained.thetas.index_axis(Axis(1), pools.train_cfg.checkpoints).to_owned();
+    let mut activation: Activation = pools.train_cfg.activation;
+    let pool = match (&args.meta, args.methods.iter().any(|m| m.needs_pool())) {
+        (Some(dir), true) => {
+            let model = MetaModel::load(dir, &candle_core::Device::Cpu)?;
+            if model.layout() != &pools.layout {
+                return Err(format!("the meta-model is over {} but f is {}", model.layout(), pools.layout).into());
+            }
+            if let Some(a) = model.activation() {
+                activation = a.parse()?;
+            }
+            output::say(format_args!("generating a pool of {} members …", args.pool));
+            Some(model.generate(args.pool, Sampler::Euler, args.ode_steps, args.seed)?)
+        }
+        _ => None,
+    };
+    let mlp = Mlp::new(pools.layout.clone(), activation);
+
+    let mut jobs: Vec<(usize, Method, usize)> = Vec::new();
+    for k in 0..args.base_models {
+        for &m in &args.methods {
+            jobs.extend(args.sizes.iter().map(|&n| (k, m, n)));
+        }
+    }
+    let bar = output::progress((jobs.len() * 3 * args.runs) as u64, "windows", false);
+    let done = AtomicUsize::new(0);
+    let cells: Vec<Cell> = jobs
+        .par_iter()
+        .map(|&(k, method, n)| -> Result<Cell, String> {
+            let inputs = MethodInputs {
+                mlp: &mlp,
+                f: fs.row(k).to_owned(),
+                p_ref: pools.train.x.clone(),
+                pool: pool.as_ref().map(|p| p.view()),
+                refined: refined.clone(),
+                untilted: untilted.clone(),
+                detectron: DetectronConfig::default(),
+                mmd_permutations: 0,
+            };
+            let test = method.build(&inputs).map_err(|e| format!("{method}, f #{k}: {e}"))?;
+            let mut ms = Vec::with_capacity(3 * args.runs);
+            let mut stats = |kind: u64, pool: &Dataset| -> Result<Vec<f64>, String> {
+                (0..args.runs)
+                    .map(|w| {
+                        let q = pool.x.select(Axis(0), &window(args.seed, kind, n, w, pool.len()));
+                        let started = Instant::now();
+                        let s = test.statistic(q.view(), w as u64).map_err(|e| format!("{method}, N = {n}: {e}"));
+                        ms.push(started.elapsed().as_secs_f64() * 1e3);
+                        bar.set_position(done.fetch_add(1, Ordering::Relaxed) as u64 + 1);
+                        s
+                    })
+                    .collect()
+            };
+            let null = stats(CALIBRATION, &pools.iid)?;
+            let fresh = stats(FRESH, &pools.iid)?;
+            let shifted = stats(SHIFTED, &pools.shifted)?;
+            let rate =
+                |s: &[f64]| s.iter().filter(|&&v| p_value(&null, v) <= args.alpha).count() as f64 / s.len() as f64;
+            let scores: Vec<f32> = null.iter().chain(&shifted).map(|&v| v as f32).collect();
+            let labels: Vec<usize> = (0..2 * args.runs).map(|i| usize::from(i >= args.runs)).collect();
+            let auroc = auroc(&scores, &labels).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
+            Ok(Cell { tpr: rate(&shifted), fpr: rate(&fresh), auroc, ms })
+        })
+        .collect::<Result<_, _>>()?;
+    bar.finish_and_clear();
+
+    let rows = summarise(&args, &jobs, &cells);
+    print_table(&rows);
+    if args.json {
+        let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs, "alpha": args.alpha,
+            "base_models": args.base_models, "seed": args.seed, "arch": pools.layout.arch(),
+            "pool": args.pool, "meta": args.meta, "meta_detectron": refined, "untilted": untilted,
+            "detectron": DetectronConfig::default(),
+            "pools": {"train": pools.train.len(), "iid": pools.iid.len(), "shifted": pools.shifted.len()}});
+        output::json(&json!({"schema": "eval-shift/1", "results": rows, "settings": settings}))?;
+    }
+    Ok(())
+}
+
+fn summarise(args: &Args, jobs: &[(usize, Method, usize)], cells: &[Cell]) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &method in &args.methods {
+        for &n in &args.sizes {
+            let mine: Vec<&Cell> =
+                jobs.iter().zip(cells).filter(|((_, m, s), _)| *m == method && *s == n).map(|(_, c)| c).collect();
+            let k = mine.len() as f64;
+            let mean = |f: &dyn Fn(&Cell) -> f64| mine.iter().map(|c| f(c)).sum::<f64>() / k;
+            let tpr = mean(&|c| c.tpr);
+            let fpr = mean(&|c| c.fpr);
+            let binom = |f: &dyn Fn(&Cell) -> f64| {
+                (mine.iter().map(|c| f(c) * (1.0 - f(c)) / args.runs as f64).sum::<f64>()).sqrt() / k
+            };
+            let sd = (mine.iter().map(|c| (c.tpr - tpr).powi(2)).sum::<f64>() / (k - 1.0).max(1.0)).sqrt();
+            let mut ms: Vec<f64> = mine.iter().flat_map(|c| c.ms.iter().copied()).collect();
+            ms.sort_unstable_by(f64::total_cmp);
+            let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+            rows.push(Row {
+                method: method.to_string(),
+                n,
+                tpr,
+                tpr_se: binom(&|c| c.tpr),
+                tpr_sd_f: sd,
+                auroc: mean(&|c| c.auroc),
+                fpr_fresh: fpr,
+                fpr_se: binom(&|c| c.fpr),
+                ms_median: q(0.5),
+                ms_p90: q(0.9),
+                tpr_per_f: mine.iter().map(|c| c.tpr).collect(),
+            });
+        }
+    }
+    rows
+}
+
+fn print_table(rows: &[Row]) {
+    output::say(format_args!(
+        "{:<24}{:>4}  {:>12}  {:>8}  {:>6}  {:>12}  {:>9}  {:>9}",
+        "method", "N", "TPR ± s.e.", "sd(f)", "AUROC", "FPR fresh", "ms med", "ms p90"
+    ));
+    for r in rows {
+        output::say(format_args!(
+            "{:<24}{:>4}  {:>5.3} ± {:.3}  {:>8.3}  {:>6.3}  {:>5.3} ± {:.3}  {:>9.2}  {:>9.2}",
+            r.method, r.n, r.tpr, r.tpr_se, r.tpr_sd_f, r.auroc, r.fpr_fresh, r.fpr_se, r.ms_median, r.ms_p90
+        ));
+    }
+}
