@@ -22,9 +22,195 @@
 // Bindings compare it with `WF_ABI_VERSION` from the header they were built against.
 #define WF_ABI_VERSION 1
 
+// The outcome of a `wf_` call. `WF_STATUS_OK` (0) is success; every other value is a failure whose detail is
+// in the `wf_error` the call hands back. New codes may be added in later ABI versions: treat an unknown code
+// as a generic failure.
+enum wf_status
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Success.
+  WF_STATUS_OK = 0,
+  // An argument has a wrong value: a zero or inconsistent size, a NaN/Inf input, the wrong number of
+  // features, a string that is not UTF-8, an options struct of an unknown size.
+  WF_STATUS_INVALID_ARGUMENT = 1,
+  // A pointer argument that must not be NULL was NULL.
+  WF_STATUS_NULL_POINTER = 2,
+  // A bug inside the library: a Rust panic was caught at the boundary. The message says where.
+  WF_STATUS_PANIC = 3,
+  // The library was built without the part this call needs (e.g. without the `runtime` feature).
+  WF_STATUS_NOT_BUILT_IN = 4,
+  // A pointer argument is not aligned for its type.
+  WF_STATUS_MISALIGNED = 5,
+  // The file is not a weightflow bundle (wrong magic, e.g. another file format).
+  WF_STATUS_NOT_A_BUNDLE = 100,
+  // The file is a bundle but damaged: truncated, a checksum mismatch, inconsistent shapes.
+  WF_STATUS_BUNDLE_CORRUPT = 101,
+  // The bundle's format version is one this library does not read (e.g. written by a newer weightflow).
+  WF_STATUS_UNSUPPORTED_VERSION = 102,
+  // Reading the bundle failed (missing file, permissions, …).
+  WF_STATUS_IO = 103,
+  // The onnxruntime shared library could not be found or loaded.
+  WF_STATUS_ONNXRUNTIME_UNAVAILABLE = 200,
+  // onnxruntime reported an error while building or running the meta-model.
+  WF_STATUS_ONNXRUNTIME = 201,
+  // Scoring failed inside the detector (e.g. no calibration for this window size).
+  WF_STATUS_DETECT = 300,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum wf_status wf_status;
+#else
+typedef uint32_t wf_status;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// An opened bundle: opaque; created by `wf_detector_open`, released by `wf_detector_free`.
+// Thread-safe for every call except `wf_detector_free`.
+typedef struct wf_detector wf_detector;
+
+// A failure: its status and a human-readable message. Created by the library when a call fails and the caller
+// passed a non-NULL `err`; owned by the caller, who releases it with `wf_error_free`. Immutable: reading it
+// from several threads is safe.
+typedef struct wf_error wf_error;
+
+// How to open a bundle. Initialise it with `wf_open_options_default()`, then set fields; pass NULL to
+// `wf_detector_open` for all defaults. The library reads it only during the call.
+typedef struct {
+  // `sizeof(wf_open_options)` as the caller compiled it (set by `wf_open_options_default`). Lets later ABI
+  // versions append fields; a size this library does not know is refused with `WF_STATUS_INVALID_ARGUMENT`.
+  size_t struct_size;
+  // Path of the onnxruntime shared library (`libonnxruntime.so*`), NUL-terminated UTF-8, or NULL to use the
+  // environment variable `ORT_DYLIB_PATH`. Borrowed for the duration of the call only.
+  const char *onnxruntime_path;
+  // onnxruntime intra-op threads; 0 lets onnxruntime choose.
+  uint32_t threads;
+} wf_open_options;
+
+// What a detector tells about itself (`wf_detector_info`).
+typedef struct {
+  // Features per input row (the `n_cols` `wf_detector_score` expects).
+  size_t n_features;
+  // Classes of the deployed classifier.
+  size_t n_classes;
+  // Parameters of one classifier (the row length of `wf_detector_generate`'s output).
+  size_t n_params;
+  // Classifiers in the ensemble that scores a window.
+  size_t ensemble_size;
+  // The window sizes the bundle is calibrated for, ascending: `n_window_sizes` values owned by the
+  // detector, valid until `wf_detector_free`. The caller must not free them.
+  const size_t *window_sizes;
+  // Length of `window_sizes`.
+  size_t n_window_sizes;
+  // The bundle's format version.
+  uint32_t bundle_version;
+  // The library's ABI version (as `wf_abi_version()`).
+  uint32_t abi_version;
+} wf_info;
+
+// The verdict on one window (`wf_detector_score`).
+typedef struct {
+  // p-value of the window under the calibrated null (in distribution); small means shifted.
+  double p_value;
+  // The test statistic (disagreement of the ensemble with the deployed classifier on the window).
+  double statistic;
+  // The statistic's rejection threshold at the bundle's alpha, for this window size.
+  double threshold;
+  // Fraction of (member, row) pairs where an ensemble member disagrees with the deployed classifier.
+  double disagreement;
+  // p-value of the entropy test on the ensemble's predictions.
+  double entropy_p;
+  // Classifiers in the ensemble that scored the window.
+  size_t ensemble_size;
+  // Whether the window is declared shifted (p-value below the bundle's alpha).
+  bool is_shift;
+} wf_score;
+
+// Every code, in numbering order (for tests and bindings that mirror the table).
+#define wf_status_ALL { wf_status_Ok, wf_status_InvalidArgument, wf_status_NullPointer, wf_status_Panic, wf_status_NotBuiltIn, wf_status_Misaligned, wf_status_NotABundle, wf_status_BundleCorrupt, wf_status_UnsupportedVersion, wf_status_Io, wf_status_OnnxruntimeUnavailable, wf_status_Onnxruntime, wf_status_Detect, }
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Options with every field at its default and `struct_size` set: start from this, then change fields.
+wf_open_options wf_open_options_default(void);
+
+// Opens the bundle at `bundle_path` (NUL-terminated UTF-8) and writes a new detector to `*out` on success.
+// The caller owns it and releases it with `wf_detector_free`. `options` may be NULL (all defaults); it and the
+// path are borrowed for the call only. On failure returns the status and, when `err` is non-NULL, writes an
+// owned error to `*err` (release it with `wf_error_free`); `*out` is then left untouched.
+//
+// # Safety
+// Pointers are NULL or valid for their types; `bundle_path` and `options->onnxruntime_path` are
+// NUL-terminated.
+wf_status wf_detector_open(const char *bundle_path,
+                           const wf_open_options *options,
+                           wf_detector **out,
+                           wf_error **err);
+
+// Releases a detector. `wf_detector_free(NULL)` does nothing. No other call on `det` may run concurrently or
+// follow; pointers obtained from it (`wf_info.window_sizes`) dangle afterwards.
+//
+// # Safety
+// `det` is NULL or a live detector from `wf_detector_open`, freed at most once.
+void wf_detector_free(wf_detector *det);
+
+// Writes the detector's facts to `*out`. Thread-safe.
+//
+// # Safety
+// `det` is NULL or a live detector; `out` is NULL or writable.
+wf_status wf_detector_info(const wf_detector *det, wf_info *out, wf_error **err);
+
+// Scores one window: `rows` holds `n_rows × n_cols` raw (unstandardised) features, row-major; `n_cols` must
+// equal `wf_info.n_features` and every value must be finite. The same detector, rows and `seed` give the same
+// score. Writes the verdict to `*out` on success. Thread-safe: many threads may score one detector at once.
+//
+// # Safety
+// `det` is NULL or a live detector; `rows` is NULL or points to `n_rows * n_cols` floats; `out` is NULL or
+// writable.
+wf_status wf_detector_score(const wf_detector *det,
+                            const float *rows,
+                            size_t n_rows,
+                            size_t n_cols,
+                            uint64_t seed,
+                            wf_score *out,
+                            wf_error **err);
+
+// Generates `n` classifiers from fresh source samples drawn with `seed` and writes their flat weights
+// (`n × wf_info.n_params` floats, row-major, in the classifier's layout) to the caller's buffer `out`, which
+// holds `out_len` floats. `n` must be positive and `out_len` at least `n * n_params`; only the first
+// `n * n_params` floats are written, and only on success. Thread-safe.
+//
+// # Safety
+// `det` is NULL or a live detector; `out` is NULL or points to `out_len` writable floats.
+wf_status wf_detector_generate(const wf_detector *det,
+                               size_t n,
+                               uint64_t seed,
+                               float *out,
+                               size_t out_len,
+                               wf_error **err);
+
+// The status of `err`, or `WF_STATUS_NULL_POINTER` when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live `wf_error` returned by this library.
+wf_status wf_error_status(const wf_error *err);
+
+// The message of `err`: NUL-terminated UTF-8, owned by `err` and valid until `wf_error_free(err)`; the caller
+// must not free it. Returns NULL when `err` is NULL.
+//
+// # Safety
+// `err` is NULL or a live `wf_error` returned by this library.
+const char *wf_error_message(const wf_error *err);
+
+// Releases an error returned by this library. `wf_error_free(NULL)` does nothing. After the call `err` and its
+// message are dangling.
+//
+// # Safety
+// `err` is NULL or a live `wf_error` returned by this library, freed at most once.
+void wf_error_free(wf_error *err);
 
 // The library's version as a NUL-terminated UTF-8 string with static lifetime (`"MAJOR.MINOR.PATCH"`).
 // The caller must not free it. Thread-safe.
