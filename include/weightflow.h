@@ -212,6 +212,12 @@ const char *wf_error_message(const wf_error *err);
 // `err` is NULL or a live `wf_error` returned by this library, freed at most once.
 void wf_error_free(wf_error *err);
 
+// The name of a status code as the header spells it (`"WF_STATUS_INVALID_ARGUMENT"`), or
+// `"WF_STATUS_UNKNOWN"` for a number this library does not define (e.g. from a newer header). Static
+// NUL-terminated string: the caller must not free it. Thread-safe. Takes a plain integer so that any value is
+// safe to pass.
+const char *wf_status_name(uint32_t status);
+
 // The library's version as a NUL-terminated UTF-8 string with static lifetime (`"MAJOR.MINOR.PATCH"`).
 // The caller must not free it. Thread-safe.
 const char *wf_version(void);

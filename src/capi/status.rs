@@ -3,6 +3,10 @@
 //! Codes are grouped by layer (call and arguments 0–99, bundle 100–199, onnxruntime 200–299, detection
 //! 300–399). They are append-only: a code is never renumbered or reused; a retired one stays as `// reserved`.
 
+use std::ffi::{c_char, CStr};
+
+use super::guard::guard_value;
+
 /// The outcome of a `wf_` call. `WF_STATUS_OK` (0) is success; every other value is a failure whose detail is
 /// in the `wf_error` the call hands back. New codes may be added in later ABI versions: treat an unknown code
 /// as a generic failure.
@@ -58,9 +62,56 @@ impl wf_status {
     ];
 }
 
+impl wf_status {
+    /// The code's name as the header spells it, NUL-terminated.
+    fn name(self) -> &'static CStr {
+        match self {
+            wf_status::Ok => c"WF_STATUS_OK",
+            wf_status::InvalidArgument => c"WF_STATUS_INVALID_ARGUMENT",
+            wf_status::NullPointer => c"WF_STATUS_NULL_POINTER",
+            wf_status::Panic => c"WF_STATUS_PANIC",
+            wf_status::NotBuiltIn => c"WF_STATUS_NOT_BUILT_IN",
+            wf_status::Misaligned => c"WF_STATUS_MISALIGNED",
+            wf_status::NotABundle => c"WF_STATUS_NOT_A_BUNDLE",
+            wf_status::BundleCorrupt => c"WF_STATUS_BUNDLE_CORRUPT",
+            wf_status::UnsupportedVersion => c"WF_STATUS_UNSUPPORTED_VERSION",
+            wf_status::Io => c"WF_STATUS_IO",
+            wf_status::OnnxruntimeUnavailable => c"WF_STATUS_ONNXRUNTIME_UNAVAILABLE",
+            wf_status::Onnxruntime => c"WF_STATUS_ONNXRUNTIME",
+            wf_status::Detect => c"WF_STATUS_DETECT",
+        }
+    }
+}
+
+/// The name of a status code as the header spells it (`"WF_STATUS_INVALID_ARGUMENT"`), or
+/// `"WF_STATUS_UNKNOWN"` for a number this library does not define (e.g. from a newer header). Static
+/// NUL-terminated string: the caller must not free it. Thread-safe. Takes a plain integer so that any value is
+/// safe to pass.
+#[no_mangle]
+pub extern "C" fn wf_status_name(status: u32) -> *const c_char {
+    guard_value(c"WF_STATUS_UNKNOWN".as_ptr(), || {
+        wf_status::ALL.iter().find(|s| **s as u32 == status).map_or(c"WF_STATUS_UNKNOWN", |s| s.name()).as_ptr()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_follow_the_header() {
+        // SAFETY: wf_status_name returns static NUL-terminated strings.
+        let name = |n: u32| unsafe { CStr::from_ptr(wf_status_name(n)) }.to_str().unwrap().to_owned();
+        assert_eq!(name(1), "WF_STATUS_INVALID_ARGUMENT");
+        assert_eq!(name(102), "WF_STATUS_UNSUPPORTED_VERSION");
+        assert_eq!(name(6), "WF_STATUS_UNKNOWN");
+        assert_eq!(name(u32::MAX), "WF_STATUS_UNKNOWN");
+        let header = include_str!(concat!(env!("OUT_DIR"), "/weightflow.h"));
+        for s in wf_status::ALL {
+            let line = format!("{} = {},", name(s as u32), s as u32);
+            assert!(header.contains(&line), "header lacks {line:?}");
+        }
+    }
 
     #[test]
     fn codes_keep_their_published_numbers() {
