@@ -12,6 +12,11 @@ if ! command -v cargo >/dev/null; then
 fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+step "onnxruntime and onnx into .venv/ (scripts/setup-ort.sh)"
+ORT_DYLIB_PATH="$(./scripts/setup-ort.sh)"
+export ORT_DYLIB_PATH
+echo "ORT_DYLIB_PATH=$ORT_DYLIB_PATH" >&2
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -20,6 +25,7 @@ cargo clippy --all-targets -- -D warnings
 
 step "library without candle (what a scoring service links)"
 cargo build --lib --no-default-features
+cargo build --lib --no-default-features --features runtime
 
 step "cargo doc (broken intra-doc links are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib

@@ -7,6 +7,9 @@ pub enum Error {
     /// A weight-space operation failed (layout dimension, alignment).
     #[error(transparent)]
     Space(#[from] crate::space::Error),
+    /// The ONNX export refused the network.
+    #[error(transparent)]
+    Onnx(#[from] crate::onnx::OnnxError),
     /// A candle operation failed; `op` names what the flow code was doing.
     #[error("{op}: {source}")]
     Candle {

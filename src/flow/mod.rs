@@ -17,12 +17,14 @@
 //! 5. [`train_meta`] with a [`MetaTrainConfig`] → [`MetaModel`].
 //! 6. [`MetaModel::generate`] / [`MetaModel::generate_path`]: fresh source samples carried to t = 1 by a
 //!    [`Sampler`] (Euler, Heun, RK4), unscaled to θ.
-//! 7. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]).
+//! 7. [`MetaModel::to_onnx`]: the velocity field as an ONNX graph in θ space, for the runtime.
+//! 8. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]).
 
 mod align;
 mod config;
 mod coupling;
 mod error;
+mod export;
 mod io;
 mod model;
 mod net;

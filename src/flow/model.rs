@@ -8,8 +8,8 @@ use ndarray::{s, Array2, ArrayView2};
 
 use super::error::CandleContext;
 use super::net::{PotentialNet, VelocityNet};
-use super::sampler::integrate;
 use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, ENDPOINT_MIN_GAP};
+use crate::ode::integrate;
 use crate::rng;
 use crate::space::Layout;
 
@@ -165,6 +165,39 @@ impl MetaModel {
         })
     }
 
+    /// The flow-space velocity dz/dt at (z, t) for one time shared by the batch: the network's output, or,
+    /// for endpoint prediction, v = (x̂_1 − z)/(1 − t) with the gap floored where Heun and RK4 evaluate at
+    /// t = 1.
+    fn velocity(&self, net: &VelocityNet, z: &Tensor, t: f64) -> Result<Tensor> {
+        if !self.config.predicts_endpoint() {
+            return net.forward_at(z, t);
+        }
+        let gap = (1.0 - t).max(ENDPOINT_MIN_GAP);
+        let tt = Tensor::full(t as f32, (z.dim(0).op("batch size")?, 1), z.device()).op("time")?;
+        let x1 = net.endpoint(z, &tt, &net.forward_at(z, t)?)?;
+        ((x1 - z).op("endpoint velocity")? / gap).op("endpoint velocity")
+    }
+
+    /// dθ/dt `[n, D]` at weights `theta` `[n, D]` and time `t`, through candle: s ⊙ v_z(θ/s, t), the field
+    /// [`Self::generate`] integrates (in z) and the exported ONNX graph computes (in θ). Velocity models
+    /// only (CFM, MMFM).
+    pub fn velocity_at(&self, theta: ArrayView2<f32>, t: f64) -> Result<Array2<f32>> {
+        let Field::Velocity(net) = &self.field else {
+            return Err(super::Error::Config {
+                field: "objective",
+                reason: "a JKO model has no velocity field".into(),
+            });
+        };
+        let z = self.scaling.to_flow(&self.layout, theta)?;
+        let (n, d) = z.dim();
+        let z = Tensor::from_slice(z.as_slice().expect("fresh standard layout"), (n, d), &self.device)
+            .op("velocity input")?;
+        let v = self.velocity(net, &z, t)?.flatten_all().and_then(|f| f.to_vec1::<f32>()).op("velocity output")?;
+        let vz = Array2::from_shape_vec((n, d), v).expect("n × D values");
+        let s = self.scaling.per_coordinate(&self.layout)?;
+        Ok(vz * ndarray::ArrayView1::from(&s))
+    }
+
     fn source_samples(&self, n: usize, seed: u64) -> Array2<f32> {
         self.config.source.source().sample(&self.layout, n, &mut rng::rng(seed))
     }
@@ -210,18 +243,8 @@ impl MetaModel {
             };
             store(0, &x)?;
             match &self.field {
-                Field::Velocity(net) if self.config.predicts_endpoint() => {
-                    // v = (x̂_1 − x)/(1 − t), the gap floored where Heun and RK4 evaluate at t = 1.
-                    let field = |x: &Tensor, t: f64| -> Result<Tensor> {
-                        let gap = (1.0 - t).max(ENDPOINT_MIN_GAP);
-                        let tt = Tensor::full(t as f32, (x.dim(0).op("batch size")?, 1), x.device()).op("time")?;
-                        let x1 = net.endpoint(x, &tt, &net.forward_at(x, t)?)?;
-                        ((x1 - x).op("endpoint velocity")? / gap).op("endpoint velocity")
-                    };
-                    integrate(sampler, last, x, field, |i, _, x| store(i, x))?;
-                }
                 Field::Velocity(net) => {
-                    integrate(sampler, last, x, |x, t| net.forward_at(x, t), |i, _, x| store(i, x))?;
+                    integrate(sampler, last, x, |x, t| self.velocity(net, x, t), |i, _, x| store(i, x))?;
                 }
                 Field::Potential(net) => {
                     let mut x = x;

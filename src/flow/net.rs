@@ -47,7 +47,7 @@ impl NetConfig {
                 reason: format!("need ≥ 1 hidden layer of width ≥ 1, got {:?}", self.hidden),
             });
         }
-        if self.time_dim < 2 || self.time_dim % 2 != 0 {
+        if self.time_dim < 2 || !self.time_dim.is_multiple_of(2) {
             return Err(Error::Config {
                 field: "time_dim",
                 reason: format!("must be even and ≥ 2, got {}", self.time_dim),
@@ -89,6 +89,12 @@ pub(crate) fn seeded_init(varmap: &VarMap, rng: &mut Rng) -> Result<()> {
     Ok(())
 }
 
+/// The `time_dim / 2` frequencies ω_j of the time embedding, geometric from 1 to [`MAX_FREQ`].
+pub(crate) fn time_frequencies(time_dim: usize) -> Vec<f32> {
+    let half = time_dim / 2;
+    (0..half).map(|j| if half == 1 { 1.0 } else { MAX_FREQ.powf(j as f64 / (half - 1) as f64) as f32 }).collect()
+}
+
 /// The sinusoidal time embedding `[B, dim]` of times `t` `[B]`.
 fn time_embedding(t: &Tensor, freqs: &Tensor) -> candle_core::Result<Tensor> {
     let arg = t.unsqueeze(1)?.broadcast_mul(freqs)?;
@@ -108,10 +114,7 @@ impl Trunk {
     fn new(dim: usize, cfg: &NetConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate()?;
         let half = cfg.time_dim / 2;
-        let freqs: Vec<f32> = (0..half)
-            .map(|j| if half == 1 { 1.0 } else { MAX_FREQ.powf(j as f64 / (half - 1) as f64) as f32 })
-            .collect();
-        let freqs = Tensor::from_vec(freqs, (1, half), vb.device()).op("time frequencies")?;
+        let freqs = Tensor::from_vec(time_frequencies(cfg.time_dim), (1, half), vb.device()).op("time frequencies")?;
         let mut d_in = dim + cfg.time_dim + cfg.cond_dim;
         let mut layers = Vec::new();
         let vb = vb.pp("trunk");

@@ -1,0 +1,132 @@
+//! [`Detector`]: a bundle opened for generation and scoring.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{s, Array2, ArrayView2};
+
+use super::session::{ensure_loaded, library_path, VelocitySession};
+use super::RuntimeError;
+use crate::bundle::{Bundle, FORMAT_VERSION};
+use crate::ode::integrate;
+use crate::rng;
+
+/// Rows integrated together by [`Detector::generate`] (bounds the ONNX call's memory).
+const GEN_BATCH: usize = 4096;
+
+/// How to open a detector.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// The onnxruntime shared library; `None`: `ORT_DYLIB_PATH`, else `libonnxruntime.so` on the loader's
+    /// search path. A process loads one library: the first successful open decides which.
+    pub onnxruntime: Option<PathBuf>,
+    /// onnxruntime intra-op threads; 0: its default.
+    pub threads: usize,
+}
+
+/// What a detector scores and generates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectorInfo {
+    /// Features per input row.
+    pub n_features: usize,
+    /// Classes of the classifier.
+    pub n_classes: usize,
+    /// D: parameters of one classifier.
+    pub n_params: usize,
+    /// Window sizes with a calibration table.
+    pub window_sizes: Vec<usize>,
+    /// Candidates in the ensemble's pool (generated at open).
+    pub ensemble_size: usize,
+    /// The bundle's format version.
+    pub bundle_version: u32,
+}
+
+/// An opened bundle: immutable after [`Detector::open`]; `Send + Sync`, so many threads may score at once.
+pub struct Detector {
+    bundle: Bundle,
+    session: VelocitySession,
+    pool: Array2<f32>,
+    info: DetectorInfo,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector").field("info", &self.info).finish_non_exhaustive()
+    }
+}
+
+impl Detector {
+    /// Reads and checks the bundle (strictly: see [`Bundle::from_bytes`]), loads onnxruntime, builds the
+    /// session and generates the candidate pool with the bundle's pool seed.
+    pub fn open(bundle: &Path, options: &OpenOptions) -> Result<Self, RuntimeError> {
+        let bundle = Bundle::read(bundle)?;
+        ensure_loaded(&library_path(options.onnxruntime.as_deref()))?;
+        let layout = &bundle.manifest.classifier.layout;
+        let session = VelocitySession::new(&bundle.onnx, layout.dim(), options.threads)?;
+        let info = DetectorInfo {
+            n_features: layout.n_inputs(),
+            n_classes: layout.n_outputs(),
+            n_params: layout.dim(),
+            window_sizes: bundle
+                .manifest
+                .calibration
+                .iter()
+                .filter_map(|c| c.get("window_size").and_then(|w| w.as_u64()).map(|w| w as usize))
+                .collect(),
+            ensemble_size: bundle.manifest.pool.size,
+            bundle_version: FORMAT_VERSION,
+        };
+        let mut detector = Self { bundle, session, pool: Array2::zeros((0, 0)), info };
+        let pool = detector.generate(detector.bundle.manifest.pool.size, detector.bundle.manifest.pool.seed)?;
+        detector.pool = pool;
+        Ok(detector)
+    }
+
+    /// What this detector scores and generates.
+    pub fn info(&self) -> &DetectorInfo {
+        &self.info
+    }
+
+    /// The bundle it was opened from.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// The candidate pool `[pool size, D]` generated at open.
+    pub fn pool(&self) -> &Array2<f32> {
+        &self.pool
+    }
+
+    /// The meta-model's velocity dθ/dt `[B, D]` at weights `theta` `[B, D]` and time `t`, through
+    /// onnxruntime (the field [`Self::generate`] integrates).
+    pub fn velocity(&self, theta: ArrayView2<'_, f32>, t: f64) -> Result<Array2<f32>, RuntimeError> {
+        if !t.is_finite() || theta.iter().any(|v| !v.is_finite()) {
+            return Err(RuntimeError::InvalidArgument("velocity needs finite weights and time".into()));
+        }
+        self.session.velocity(theta, t)
+    }
+
+    /// `n` classifiers' flat weights `[n, D]` (classifier layout): fresh source samples drawn with `seed`
+    /// (as `flow::MetaModel::generate` draws them) carried to t = 1 by the bundle's sampler and steps, the
+    /// velocity evaluated by onnxruntime.
+    pub fn generate(&self, n: usize, seed: u64) -> Result<Array2<f32>, RuntimeError> {
+        if n == 0 {
+            return Err(RuntimeError::InvalidArgument("generate needs n ≥ 1".into()));
+        }
+        let m = &self.bundle.manifest;
+        let layout = &m.classifier.layout;
+        let mut theta = m.source.source().sample(layout, n, &mut rng::rng(seed));
+        for start in (0..n).step_by(GEN_BATCH) {
+            let rows = GEN_BATCH.min(n - start);
+            let x0 = theta.slice(s![start..start + rows, ..]).to_owned();
+            let x1 = integrate(m.sampler, m.steps, x0, |x, t| self.session.velocity(x.view(), t), |_, _, _| Ok(()))?;
+            theta.slice_mut(s![start..start + rows, ..]).assign(&x1);
+        }
+        Ok(theta)
+    }
+}
+
+impl From<std::convert::Infallible> for RuntimeError {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
+}

@@ -1,0 +1,169 @@
+//! The bundle's writer and strict reader: round trip, determinism, and one refusal per kind of damage.
+//! No candle and no onnxruntime: the ONNX section is opaque bytes to this layer.
+
+use ndarray::{Array1, Array2};
+use rand::Rng as _;
+use weightflow::bundle::{Bundle, BundleError, Manifest, PoolSpec, FORMAT_VERSION, MAGIC};
+use weightflow::classifier::{Activation, Mlp};
+use weightflow::data::Standardizer;
+use weightflow::ode::Sampler;
+use weightflow::rng;
+use weightflow::space::{Layout, SourceKind};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+use sha2::{Digest, Sha256};
+use weightflow::bundle::codec::HEADER;
+
+fn sample_bundle() -> Bundle {
+    let layout = Layout::parse("3-4-2").unwrap();
+    let mut r = rng::rng(5);
+    let f = Array1::from_iter((0..layout.dim()).map(|_| r.random_range(-1.0f32..1.0)));
+    let p_ref = Array2::from_shape_fn((6, 3), |_| r.random_range(-2.0f32..2.0));
+    Bundle {
+        manifest: Manifest {
+            format_version: 0,
+            producer: format!("weightflow {}", weightflow::VERSION),
+            classifier: Mlp::new(layout, Activation::default()),
+            standardizer: Standardizer { mean: vec![0.5, -1.0, 2.0], std: vec![1.0, 2.0, 0.5] },
+            source: SourceKind::Kaiming,
+            sampler: Sampler::Heun,
+            steps: 20,
+            pool: PoolSpec { size: 64, seed: 11 },
+            ensemble: serde_json::json!({ "alpha": 0.05, "members": 8 }),
+            calibration: vec![serde_json::json!({ "window_size": 10, "null": [0.1, 0.2] })],
+            sections: Vec::new(),
+        },
+        onnx: (0..300u32).map(|i| (i * 7 % 251) as u8).collect(),
+        f,
+        p_ref,
+        p_labels: vec![0, 1, 1, 0, 1, 0],
+    }
+}
+
+/// Where the manifest lies in `bytes`.
+fn manifest_range(bytes: &[u8]) -> std::ops::Range<usize> {
+    let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
+    HEADER..HEADER + len
+}
+
+#[test]
+fn round_trip_is_exact_and_writing_is_deterministic_and_atomic() -> TestResult {
+    let b = sample_bundle();
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("model.wfb");
+    b.write(&path)?;
+    let back = Bundle::read(&path)?;
+    assert_eq!(back.manifest.format_version, FORMAT_VERSION);
+    assert_eq!(back.manifest.sections.len(), 2);
+    let expected = Bundle { manifest: back.manifest.clone(), ..b.clone() };
+    assert_eq!(back, expected, "every part comes back bit-exact");
+    assert_eq!(back.manifest.steps, 20);
+    assert_eq!(back.manifest.calibration, b.manifest.calibration);
+    // Same inputs → same bytes; a re-written read bundle too.
+    let bytes = std::fs::read(&path)?;
+    assert_eq!(bytes, b.to_bytes()?);
+    assert_eq!(bytes, back.to_bytes()?);
+    // Only the bundle is left in the directory (no temporary file).
+    let names: Vec<_> = std::fs::read_dir(dir.path())?.map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("model.wfb")]);
+    Ok(())
+}
+
+#[test]
+fn every_truncation_is_refused_with_a_size_error() -> TestResult {
+    let bytes = sample_bundle().to_bytes()?;
+    for cut in [0, 3, 8, 12, 19, 20, HEADER - 1, HEADER + 10, manifest_range(&bytes).end, bytes.len() - 1] {
+        let err = Bundle::from_bytes(&bytes[..cut]).unwrap_err();
+        let ok = match cut {
+            0..8 => matches!(err, BundleError::NotABundle { .. }),
+            _ => matches!(err, BundleError::Truncated { .. }),
+        };
+        assert!(ok, "cut at {cut}: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_flipped_bit_anywhere_is_caught() -> TestResult {
+    let bytes = sample_bundle().to_bytes()?;
+    // Every 7th byte (all regions: header, manifest, both sections), one bit each.
+    for pos in (0..bytes.len()).step_by(7) {
+        let mut bad = bytes.clone();
+        bad[pos] ^= 0x10;
+        let Err(err) = Bundle::from_bytes(&bad) else {
+            panic!("flip at byte {pos} of {} was accepted", bytes.len());
+        };
+        if pos >= 20 {
+            assert!(matches!(err, BundleError::Checksum { .. }), "flip at {pos} (digest, manifest, data): {err}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn foreign_inputs_are_not_bundles() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"")?;
+    let noise = dir.path().join("noise");
+    let mut r = rng::rng(3);
+    std::fs::write(&noise, (0..4096).map(|_| r.random::<u8>()).collect::<Vec<u8>>())?;
+    for path in [&empty, &noise, &dir.path().to_path_buf()] {
+        let err = Bundle::read(path).unwrap_err();
+        assert!(matches!(err, BundleError::NotABundle { .. }), "{}: {err}", path.display());
+        assert!(err.to_string().starts_with("not a weightflow bundle"), "{err}");
+    }
+    let missing = Bundle::read(&dir.path().join("missing")).unwrap_err();
+    assert!(matches!(missing, BundleError::Io { .. }), "{missing}");
+    Ok(())
+}
+
+#[test]
+fn future_versions_and_oversized_or_trailing_parts_are_refused() -> TestResult {
+    let bytes = sample_bundle().to_bytes()?;
+    let mut future = bytes.clone();
+    future[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+    let err = Bundle::from_bytes(&future).unwrap_err();
+    assert!(
+        matches!(err, BundleError::UnsupportedVersion { found, supported } if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION),
+        "{err}"
+    );
+    let mut huge = bytes.clone();
+    huge[12..20].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(Bundle::from_bytes(&huge).unwrap_err(), BundleError::ManifestTooLarge { .. }));
+    let mut trailing = bytes.clone();
+    trailing.extend_from_slice(b"extra");
+    assert!(matches!(Bundle::from_bytes(&trailing).unwrap_err(), BundleError::TrailingBytes { extra: 5 }));
+    assert_eq!(&bytes[..8], &MAGIC);
+    Ok(())
+}
+
+#[test]
+fn a_consistent_but_wrong_manifest_is_refused_by_shape_checks() -> TestResult {
+    // Rewrite the manifest with a different classifier while keeping the header and checksums valid: the
+    // reader must compare the tensors with the manifest, not only the bytes with their digests.
+    let bytes = sample_bundle().to_bytes()?;
+    let range = manifest_range(&bytes);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes[range.clone()])?;
+    manifest["classifier"]["layout"] = serde_json::json!([3, 5, 2]);
+    let json = serde_json::to_vec(&manifest)?;
+    let mut bad = bytes[..12].to_vec();
+    bad.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bad.extend_from_slice(&Sha256::digest(&json));
+    bad.extend_from_slice(&json);
+    bad.extend_from_slice(&bytes[range.end..]);
+    let err = Bundle::from_bytes(&bad).unwrap_err();
+    assert!(matches!(err, BundleError::Shape { ref what, .. } if what == "tensor f"), "{err}");
+    // Invalid values are refused on write, before anything reaches the disk.
+    let mut b = sample_bundle();
+    b.p_labels[2] = 7;
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "p_labels", .. }));
+    let mut b = sample_bundle();
+    b.manifest.steps = 0;
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "steps", .. }));
+    let mut b = sample_bundle();
+    b.p_ref[[0, 0]] = f32::NAN;
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { .. }));
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! The runtime against the candle meta-model: the exported ONNX velocity equals candle's, onnxruntime
+//! generation equals `MetaModel::generate`, and onnx.checker accepts the graph.
+#![cfg(all(feature = "train", feature = "runtime"))]
+
+#[path = "support/ort.rs"]
+mod ort_support;
+
+use candle_core::Device;
+use ndarray::{s, Array1, Array2, Array3};
+use rand::Rng as _;
+use weightflow::bundle::{Bundle, Manifest, PoolSpec};
+use weightflow::classifier::{Activation, Mlp};
+use weightflow::data::Standardizer;
+use weightflow::flow::{train_meta, Coupling, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
+use weightflow::rng;
+use weightflow::runtime::{Detector, OpenOptions};
+use weightflow::space::{KaimingUniform, Layout, Source};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A small meta-model over 3-4-2 MLPs trained briefly on synthetic runs whose finals are a scaled copy of
+/// their init plus an offset (any weights will do: the tests compare two implementations of one field).
+fn tiny_model(objective: Objective, prediction: Prediction) -> Result<MetaModel, Box<dyn std::error::Error>> {
+    let layout = Layout::parse("3-4-2")?;
+    let mut r = rng::rng(9);
+    let mut traj = Array3::<f32>::zeros((32, 3, layout.dim()));
+    for run in 0..32 {
+        let init = KaimingUniform.sample(&layout, 1, &mut r);
+        for k in 0..3 {
+            let row: Array2<f32> = &init * (1.0 + k as f32) + 0.3 * k as f32;
+            traj.slice_mut(s![run, k, ..]).assign(&row.row(0));
+        }
+    }
+    let cfg = MetaTrainConfig {
+        prediction,
+        coupling: Coupling::Independent,
+        net: NetConfig { hidden: vec![32, 32], time_dim: 8, cond_dim: 0 },
+        batch_size: 16,
+        steps: 60,
+        seed: 3,
+        ..MetaTrainConfig::for_objective(objective)
+    };
+    Ok(train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?)
+}
+
+fn bundle_of(model: &MetaModel, sampler: Sampler, steps: usize) -> Result<Bundle, Box<dyn std::error::Error>> {
+    let layout = model.layout().clone();
+    let f = model.generate(1, sampler, steps, 99)?.row(0).to_owned();
+    let mut r = rng::rng(4);
+    let p_ref = Array2::from_shape_fn((8, layout.n_inputs()), |_| r.random_range(-1.0f32..1.0));
+    Ok(Bundle {
+        manifest: Manifest {
+            format_version: 0,
+            producer: format!("weightflow {}", weightflow::VERSION),
+            classifier: Mlp::new(layout.clone(), Activation::default()),
+            standardizer: Standardizer { mean: vec![0.0; layout.n_inputs()], std: vec![1.0; layout.n_inputs()] },
+            source: model.config().source,
+            sampler,
+            steps,
+            pool: PoolSpec { size: 40, seed: 17 },
+            ensemble: serde_json::json!({}),
+            calibration: vec![serde_json::json!({ "window_size": 10 })],
+            sections: Vec::new(),
+        },
+        onnx: model.to_onnx()?,
+        f: Array1::from(f.to_vec()),
+        p_ref,
+        p_labels: vec![0; 8],
+    })
+}
+
+/// ‖a − b‖ / ‖b‖ over all entries, in f64.
+fn relative(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+fn open(bundle: &Bundle, lib: std::path::PathBuf) -> Result<(tempfile::TempDir, Detector), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("m.wfb");
+    bundle.write(&path)?;
+    let det = Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1 })?;
+    Ok((dir, det))
+}
+
+#[test]
+fn onnx_velocity_equals_candle_for_endpoint_and_velocity_nets() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("onnx_velocity_equals_candle") else { return Ok(()) };
+    for (objective, prediction) in [(Objective::Cfm, Prediction::Endpoint), (Objective::Mmfm, Prediction::Velocity)] {
+        let model = tiny_model(objective, prediction)?;
+        let (_dir, det) = open(&bundle_of(&model, Sampler::Euler, 10)?, lib.clone())?;
+        let mut r = rng::rng(21);
+        let x = Array2::from_shape_fn((33, model.layout().dim()), |_| r.random_range(-1.5f32..1.5));
+        // Interior times, and the ends where the endpoint conversion floors 1 − t.
+        for t in [0.0, 0.137, 0.5, 0.93, 0.995, 1.0] {
+            let ours = det.velocity(x.view(), t)?;
+            let candle = model.velocity_at(x.view(), t)?;
+            let rel = relative(&ours, &candle);
+            assert!(rel <= 1e-5, "{objective:?}/{prediction:?} t = {t}: relative difference {rel:e}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn onnxruntime_generation_equals_candle_generation() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("onnxruntime_generation_equals_candle_generation") else {
+        return Ok(());
+    };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    for (sampler, steps) in [(Sampler::Euler, 50), (Sampler::Rk4, 8)] {
+        let (_dir, det) = open(&bundle_of(&model, sampler, steps)?, lib.clone())?;
+        let ours = det.generate(100, 5)?;
+        let candle = model.generate(100, sampler, steps, 5)?;
+        // The same source samples, the same steps; only float rounding differs (θ vs z = θ/s stepping).
+        let rel = relative(&ours, &candle);
+        assert!(rel <= 1e-5, "{sampler:?}: relative difference {rel:e}");
+        // The pool generated at open is the bundle's seed's generation.
+        let pool = model.generate(40, sampler, steps, 17)?;
+        assert!(relative(det.pool(), &pool) <= 1e-5);
+        assert_eq!(det.info().ensemble_size, 40);
+        assert_eq!(det.info().n_params, model.layout().dim());
+        assert_eq!(det.info().window_sizes, vec![10]);
+        assert!(det.generate(0, 1).is_err());
+    }
+    Ok(())
+}
+
+#[test]
+fn onnx_checker_accepts_the_exported_graph() -> TestResult {
+    let Some(py) = ort_support::python_with_onnx() else {
+        eprintln!(
+            "skipping onnx_checker_accepts_the_exported_graph: .venv/bin/python has no onnx (run scripts/setup-ort.sh)"
+        );
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    for (objective, prediction) in [(Objective::Cfm, Prediction::Endpoint), (Objective::Mmfm, Prediction::Velocity)] {
+        let path = dir.path().join(format!("{objective:?}.onnx"));
+        std::fs::write(&path, tiny_model(objective, prediction)?.to_onnx()?)?;
+        let out = std::process::Command::new(&py)
+            .args(["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)"])
+            .arg(&path)
+            .output()?;
+        assert!(out.status.success(), "onnx.checker: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
