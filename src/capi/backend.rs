@@ -51,3 +51,57 @@ pub(crate) fn open(path: &Path, _settings: &OpenSettings) -> Result<Box<dyn Back
         ),
     ))
 }
+
+/// Opens the bundle at `path` through `runtime::Detector` (onnxruntime loaded from `settings.onnxruntime`,
+/// else `ORT_DYLIB_PATH`).
+#[cfg(feature = "runtime")]
+pub(crate) fn open(path: &Path, settings: &OpenSettings) -> Result<Box<dyn Backend>, CapiError> {
+    let options = crate::runtime::OpenOptions { onnxruntime: settings.onnxruntime.clone(), threads: settings.threads };
+    Ok(Box::new(crate::runtime::Detector::open(path, &options)?))
+}
+
+#[cfg(feature = "runtime")]
+impl Backend for crate::runtime::Detector {
+    fn info(&self) -> Info {
+        let i = crate::runtime::Detector::info(self);
+        Info {
+            n_features: i.n_features,
+            n_classes: i.n_classes,
+            n_params: i.n_params,
+            window_sizes: i.window_sizes.clone(),
+            ensemble_size: i.ensemble_size,
+            bundle_version: i.bundle_version,
+        }
+    }
+
+    fn score(&self, _rows: ArrayView2<'_, f32>, _seed: u64) -> Result<wf_score, CapiError> {
+        // runtime::Detector has no score yet (it lands with the detect module); say so rather than guess.
+        Err(CapiError::new(
+            wf_status::NotBuiltIn,
+            "scoring is not in this build: the runtime generates ensembles but does not score windows yet",
+        ))
+    }
+
+    fn generate(&self, n: usize, seed: u64) -> Result<Array2<f32>, CapiError> {
+        Ok(crate::runtime::Detector::generate(self, n, seed)?)
+    }
+}
+
+/// The one mapping from runtime failures to ABI status codes.
+#[cfg(feature = "runtime")]
+impl From<crate::runtime::RuntimeError> for CapiError {
+    fn from(e: crate::runtime::RuntimeError) -> Self {
+        use crate::runtime::RuntimeError as E;
+        let status = match &e {
+            E::InvalidArgument(_) => wf_status::InvalidArgument,
+            E::NotABundle(_) => wf_status::NotABundle,
+            E::BundleCorrupt(_) => wf_status::BundleCorrupt,
+            E::UnsupportedVersion { .. } => wf_status::UnsupportedVersion,
+            E::OnnxRuntimeUnavailable { .. } => wf_status::OnnxruntimeUnavailable,
+            E::OnnxRuntime { .. } => wf_status::Onnxruntime,
+            // No catch-all: a variant added to RuntimeError must get its code here (the match stops compiling).
+            E::Io { .. } => wf_status::Io,
+        };
+        CapiError::new(status, e.to_string())
+    }
+}

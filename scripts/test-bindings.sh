@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The C ABI's consumers against the library built in this run: the C example (built with its Makefile, run
+# plainly and under valgrind), the Go binding (go test) and the Java binding (mvn test). Called by
+# scripts/test.sh after the Rust tests; needs cc and make; valgrind, go and mvn steps run where installed
+# (CI's machine has all three) and say so when skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "libweightflow.so (debug, default features: runtime included)"
+cargo build --lib
+lib="$root/target/debug"
+
+step "examples/c: build and run score_window"
+make -s -C examples/c PROFILE=debug
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+printf 'a,b,c\n0.1,0.2,0.3\n0.4,0.5,0.6\n' >"$work/window.csv"
+# No bundle to score yet (scoring lands with the detect module): the example must fail cleanly, with the
+# library's status and message, and exit 2.
+set +e
+./examples/c/score_window "$work/missing.wfb" "$work/window.csv" 7 2>"$work/c.err"
+rc=$?
+set -e
+cat "$work/c.err" >&2
+if [ "$rc" -ne 2 ] || ! grep -q "WF_STATUS_IO" "$work/c.err"; then
+  echo "score_window: expected exit 2 with WF_STATUS_IO, got $rc" >&2
+  exit 1
+fi
+if command -v valgrind >/dev/null; then
+  step "examples/c under valgrind (leaks and invalid accesses are errors)"
+  set +e
+  valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+    ./examples/c/score_window "$work/missing.wfb" "$work/window.csv" 7 2>"$work/vg.err"
+  rc=$?
+  set -e
+  cat "$work/vg.err" >&2
+  if [ "$rc" -ne 2 ]; then
+    echo "valgrind reported errors (exit $rc)" >&2
+    exit 1
+  fi
+else
+  echo "valgrind not installed: skipping the valgrind run (apt-get install valgrind)" >&2
+fi
+
+if command -v go >/dev/null; then
+  step "bindings/go: go test"
+  (cd bindings/go && CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -count=1 ./...)
+else
+  echo "go not installed: skipping bindings/go" >&2
+fi
+
+if command -v mvn >/dev/null; then
+  step "bindings/java: mvn test"
+  (cd bindings/java && mvn -B -q -Dweightflow.lib.dir="$lib" test)
+  grep -h "Tests run" bindings/java/target/surefire-reports/*.txt >&2
+else
+  echo "mvn not installed: skipping bindings/java" >&2
+fi
