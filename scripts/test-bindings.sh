@@ -45,6 +45,14 @@ else
   echo "valgrind not installed: skipping the valgrind run (apt-get install valgrind)" >&2
 fi
 
+step "scripts/install.sh into a temporary prefix; score_window built through pkg-config"
+PROFILE=debug ./scripts/install.sh "$work/prefix" >/dev/null
+export PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+test "$(pkg-config --modversion weightflow)" = "$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)"
+# shellcheck disable=SC2046 # pkg-config's output is meant to split into arguments
+cc -std=c11 -Wall -Werror examples/c/score_window.c $(pkg-config --cflags --libs weightflow) -o "$work/score_window"
+LD_LIBRARY_PATH="$work/prefix/lib" "$work/score_window" 2>/dev/null && exit 1 || test $? -eq 1 # usage error
+
 if command -v go >/dev/null; then
   step "bindings/go: go test"
   (cd bindings/go && CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -count=1 ./...)
