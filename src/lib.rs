@@ -11,9 +11,10 @@
 //! | space | [`space`] | the [`space::Layout`] of a classifier's parameters, Kaiming-uniform and Gaussian sources |
 //! | ode | [`ode`] | fixed-step integrators (Euler, Heun, RK4) shared by the candle meta-model and the runtime |
 //! | classifier | [`classifier`] | the MLP family: batched forward of M classifiers, CE/DCE/ℓ_cdc and their gradients |
+//! | onnx | [`onnx`] | ONNX graphs of a meta-model's velocity field (prost types of the ONNX schema) |
 //! | train | [`train`] | batched base-model training runs with candle, checkpoint trajectories on disk |
 //! | flow | [`flow`] | meta-models over weight space: CFM, MMFM and JKO objectives, ODE samplers, save/load |
-//! | onnx | [`onnx`] | ONNX export of a meta-model's velocity field (prost types of the ONNX schema) |
+//! | detect | [`detect`] | shift tests: ensemble statistics, KS, calibration, p-values, meta-detectron, baselines |
 //! | eval | [`eval`] | generated classifiers against trained ones: accuracy, diversity, collapse, W1, path loss, SVG |
 //! | bundle | [`bundle`] | the exported artefact: manifest, ONNX meta-model, tensors, calibration; strict reader |
 //! | runtime | `runtime` | loads a bundle, runs the meta-model on onnxruntime, generates ensembles (feature `runtime`) |
@@ -24,6 +25,7 @@
 
 pub mod classifier;
 pub mod data;
+pub mod detect;
 #[cfg(feature = "train")]
 pub mod eval;
 #[cfg(feature = "train")]

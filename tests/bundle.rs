@@ -6,6 +6,7 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, BundleError, Manifest, PoolSpec, FORMAT_VERSION, MAGIC};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
+use weightflow::detect::{Calibration, EnsembleConfig};
 use weightflow::ode::Sampler;
 use weightflow::rng;
 use weightflow::space::{Layout, SourceKind};
@@ -30,8 +31,15 @@ fn sample_bundle() -> Bundle {
             sampler: Sampler::Heun,
             steps: 20,
             pool: PoolSpec { size: 64, seed: 11 },
-            ensemble: serde_json::json!({ "alpha": 0.05, "members": 8 }),
-            calibration: vec![serde_json::json!({ "window_size": 10, "null": [0.1, 0.2] })],
+            ensemble: EnsembleConfig::untilted(),
+            calibration: vec![
+                Calibration {
+                    window_size: 10,
+                    null_entropy: vec![0.5, 1.25, 0.1],
+                    null_disagreement: vec![0.1, 0.2, 0.0],
+                },
+                Calibration { window_size: 20, null_entropy: vec![0.3], null_disagreement: vec![0.05] },
+            ],
             sections: Vec::new(),
         },
         onnx: (0..300u32).map(|i| (i * 7 % 251) as u8).collect(),
@@ -162,6 +170,15 @@ fn a_consistent_but_wrong_manifest_is_refused_by_shape_checks() -> TestResult {
     let mut b = sample_bundle();
     b.manifest.steps = 0;
     assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "steps", .. }));
+    let mut b = sample_bundle();
+    b.manifest.calibration[1].window_size = 10;
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "calibration", .. }));
+    let mut b = sample_bundle();
+    b.manifest.calibration[0].null_entropy.pop();
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "calibration", .. }));
+    let mut b = sample_bundle();
+    b.manifest.ensemble.alpha = 1.5;
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "ensemble", .. }));
     let mut b = sample_bundle();
     b.p_ref[[0, 0]] = f32::NAN;
     assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { .. }));

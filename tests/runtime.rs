@@ -11,9 +11,10 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
+use weightflow::detect::{EnsembleConfig, EnsembleDetector};
 use weightflow::flow::{train_meta, Coupling, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
 use weightflow::rng;
-use weightflow::runtime::{Detector, OpenOptions};
+use weightflow::runtime::{Detector, OpenOptions, RuntimeError};
 use weightflow::space::{KaimingUniform, Layout, Source};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -43,29 +44,43 @@ fn tiny_model(objective: Objective, prediction: Prediction) -> Result<MetaModel,
     Ok(train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?)
 }
 
+/// Settings under which the briefly trained model's members vote (no accuracy floor), untilted.
+fn ensemble_config() -> EnsembleConfig {
+    EnsembleConfig { ensemble_size: 16, floor: 0.0, ..EnsembleConfig::untilted() }
+}
+
+/// A bundle around `model`: f and the pool drawn from the model itself (candle), P a random reference
+/// sample, calibration tables for windows of 5 and 8 rows from random null rows.
 fn bundle_of(model: &MetaModel, sampler: Sampler, steps: usize) -> Result<Bundle, Box<dyn std::error::Error>> {
     let layout = model.layout().clone();
     let f = model.generate(1, sampler, steps, 99)?.row(0).to_owned();
     let mut r = rng::rng(4);
-    let p_ref = Array2::from_shape_fn((8, layout.n_inputs()), |_| r.random_range(-1.0f32..1.0));
+    let p_ref = Array2::from_shape_fn((30, layout.n_inputs()), |_| r.random_range(-1.0f32..1.0));
+    let null = Array2::from_shape_fn((40, layout.n_inputs()), |_| r.random_range(-1.0f32..1.0));
+    let mlp = Mlp::new(layout.clone(), Activation::default());
+    let pool = model.generate(40, sampler, steps, 17)?;
+    let ens = EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool, ensemble_config())?;
+    let calibration = ens.calibrate(null.view(), &[5, 8], 20, 1)?;
+    let p_labels =
+        mlp.predict(f.view().insert_axis(ndarray::Axis(0)), p_ref.view())?.row(0).iter().map(|&c| c as u32).collect();
     Ok(Bundle {
         manifest: Manifest {
             format_version: 0,
             producer: format!("weightflow {}", weightflow::VERSION),
             classifier: Mlp::new(layout.clone(), Activation::default()),
-            standardizer: Standardizer { mean: vec![0.0; layout.n_inputs()], std: vec![1.0; layout.n_inputs()] },
+            standardizer: Standardizer { mean: vec![0.5; layout.n_inputs()], std: vec![2.0; layout.n_inputs()] },
             source: model.config().source,
             sampler,
             steps,
             pool: PoolSpec { size: 40, seed: 17 },
-            ensemble: serde_json::json!({}),
-            calibration: vec![serde_json::json!({ "window_size": 10 })],
+            ensemble: ensemble_config(),
+            calibration,
             sections: Vec::new(),
         },
         onnx: model.to_onnx()?,
         f: Array1::from(f.to_vec()),
         p_ref,
-        p_labels: vec![0; 8],
+        p_labels,
     })
 }
 
@@ -119,9 +134,9 @@ fn onnxruntime_generation_equals_candle_generation() -> TestResult {
         // The pool generated at open is the bundle's seed's generation.
         let pool = model.generate(40, sampler, steps, 17)?;
         assert!(relative(det.pool(), &pool) <= 1e-5);
-        assert_eq!(det.info().ensemble_size, 40);
+        assert_eq!(det.info().ensemble_size, 16);
         assert_eq!(det.info().n_params, model.layout().dim());
-        assert_eq!(det.info().window_sizes, vec![10]);
+        assert_eq!(det.info().window_sizes, vec![5, 8]);
         assert!(det.generate(0, 1).is_err());
     }
     Ok(())
@@ -145,5 +160,45 @@ fn onnx_checker_accepts_the_exported_graph() -> TestResult {
             .output()?;
         assert!(out.status.success(), "onnx.checker: {}", String::from_utf8_lossy(&out.stderr));
     }
+    Ok(())
+}
+
+#[test]
+fn scoring_standardises_validates_and_matches_the_ensemble_detector() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("scoring_standardises_validates_and_matches") else { return Ok(()) };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    let bundle = bundle_of(&model, Sampler::Euler, 20)?;
+    let (_dir, det) = open(&bundle, lib)?;
+    // The same computation by hand: standardise (x − 0.5)/2, and an EnsembleDetector over the runtime's pool.
+    let ens = EnsembleDetector::new(
+        bundle.manifest.classifier.clone(),
+        bundle.f.clone(),
+        bundle.p_ref.clone(),
+        det.pool().clone(),
+        ensemble_config(),
+    )?;
+    let mut r = rng::rng(8);
+    for n in [5, 8] {
+        let raw = Array2::from_shape_fn((n, 3), |_| r.random_range(-3.0f32..3.0));
+        let std = raw.mapv(|v| (v - 0.5) / 2.0);
+        let got = det.score(raw.view(), 3)?;
+        let want = ens.score(std.view(), &bundle.manifest.calibration, 3)?;
+        assert_eq!(got, want, "window of {n}");
+        assert!((0.0..=1.0).contains(&got.p_value) && got.ensemble_size == 16);
+        // Same window, same seed: same verdict, even from another thread.
+        let again = std::thread::scope(|s| s.spawn(|| det.score(raw.view(), 3).unwrap()).join().unwrap());
+        assert_eq!(again, got);
+    }
+    let bad = |rows: Array2<f32>| det.score(rows.view(), 0).unwrap_err();
+    assert!(matches!(bad(Array2::zeros((0, 3))), RuntimeError::InvalidArgument(_)));
+    assert!(matches!(bad(Array2::zeros((5, 4))), RuntimeError::InvalidArgument(_)));
+    let mut nan = Array2::zeros((5, 3));
+    nan[[2, 1]] = f32::NAN;
+    let err = bad(nan);
+    assert!(matches!(err, RuntimeError::InvalidArgument(_)) && err.to_string().contains("row 2, feature 1"), "{err}");
+    let mut inf = Array2::zeros((5, 3));
+    inf[[0, 0]] = f32::INFINITY;
+    assert!(matches!(bad(inf), RuntimeError::InvalidArgument(_)));
+    assert!(matches!(bad(Array2::zeros((6, 3))), RuntimeError::Detect(_)), "window size 6 is not calibrated");
     Ok(())
 }

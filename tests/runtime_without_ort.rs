@@ -23,7 +23,7 @@ fn a_missing_library_is_reported_with_its_path() -> Result<(), Box<dyn std::erro
             sampler: Sampler::Euler,
             steps: 1,
             pool: PoolSpec { size: 1, seed: 0 },
-            ensemble: serde_json::json!({}),
+            ensemble: weightflow::detect::EnsembleConfig::untilted(),
             calibration: Vec::new(),
             sections: Vec::new(),
         },

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::classifier::Mlp;
 use crate::data::Standardizer;
+use crate::detect::{Calibration, EnsembleConfig};
 use crate::ode::Sampler;
 use crate::space::SourceKind;
 
@@ -52,10 +53,10 @@ pub struct Manifest {
     pub steps: usize,
     /// The candidate pool generated at open.
     pub pool: PoolSpec,
-    /// The detector's scoring settings (`detect::EnsembleConfig`, as JSON).
-    pub ensemble: serde_json::Value,
-    /// Calibration tables, one per window size (`detect::Calibration`, as JSON).
-    pub calibration: Vec<serde_json::Value>,
+    /// The detector's scoring settings.
+    pub ensemble: EnsembleConfig,
+    /// Calibration tables, one per window size.
+    pub calibration: Vec<Calibration>,
     /// The data area's sections, in file order.
     pub sections: Vec<Section>,
 }

@@ -83,6 +83,14 @@ impl Bundle {
         if m.pool.size == 0 {
             return invalid("pool", "the candidate pool is empty".into());
         }
+        m.ensemble.validate().or_else(|e| invalid("ensemble", e.to_string()))?;
+        let mut sizes = std::collections::BTreeSet::new();
+        for c in &m.calibration {
+            c.validate().or_else(|e| invalid("calibration", e.to_string()))?;
+            if c.window_size == 0 || !sizes.insert(c.window_size) {
+                return invalid("calibration", format!("window size {} is zero or repeated", c.window_size));
+            }
+        }
         Ok(())
     }
 }

@@ -6,7 +6,8 @@ use ndarray::{s, Array2, ArrayView2};
 
 use super::session::{ensure_loaded, library_path, VelocitySession};
 use super::RuntimeError;
-use crate::bundle::{Bundle, FORMAT_VERSION};
+use crate::bundle::{Bundle, Manifest, FORMAT_VERSION};
+use crate::detect::{EnsembleDetector, Score};
 use crate::ode::integrate;
 use crate::rng;
 
@@ -34,7 +35,8 @@ pub struct DetectorInfo {
     pub n_params: usize,
     /// Window sizes with a calibration table.
     pub window_sizes: Vec<usize>,
-    /// Candidates in the ensemble's pool (generated at open).
+    /// Members that vote: pool candidates (generated at open) that passed the accuracy floor, at most the
+    /// configured ensemble size.
     pub ensemble_size: usize,
     /// The bundle's format version.
     pub bundle_version: u32,
@@ -45,6 +47,7 @@ pub struct Detector {
     bundle: Bundle,
     session: VelocitySession,
     pool: Array2<f32>,
+    ensemble: EnsembleDetector,
     info: DetectorInfo,
 }
 
@@ -56,29 +59,26 @@ impl std::fmt::Debug for Detector {
 
 impl Detector {
     /// Reads and checks the bundle (strictly: see [`Bundle::from_bytes`]), loads onnxruntime, builds the
-    /// session and generates the candidate pool with the bundle's pool seed.
+    /// session, generates the candidate pool with the bundle's pool seed and builds the ensemble detector
+    /// from it (members that pass the accuracy floor on P's reference sample).
     pub fn open(bundle: &Path, options: &OpenOptions) -> Result<Self, RuntimeError> {
         let bundle = Bundle::read(bundle)?;
         ensure_loaded(&library_path(options.onnxruntime.as_deref()))?;
         let layout = &bundle.manifest.classifier.layout;
         let session = VelocitySession::new(&bundle.onnx, layout.dim(), options.threads)?;
+        let m = &bundle.manifest;
+        let pool = generate(&session, m, m.pool.size, m.pool.seed)?;
+        let (f, p_ref) = (bundle.f.clone(), bundle.p_ref.clone());
+        let ensemble = EnsembleDetector::new(m.classifier.clone(), f, p_ref, pool.clone(), m.ensemble.clone())?;
         let info = DetectorInfo {
             n_features: layout.n_inputs(),
             n_classes: layout.n_outputs(),
             n_params: layout.dim(),
-            window_sizes: bundle
-                .manifest
-                .calibration
-                .iter()
-                .filter_map(|c| c.get("window_size").and_then(|w| w.as_u64()).map(|w| w as usize))
-                .collect(),
-            ensemble_size: bundle.manifest.pool.size,
+            window_sizes: m.calibration.iter().map(|c| c.window_size).collect(),
+            ensemble_size: ensemble.members().nrows(),
             bundle_version: FORMAT_VERSION,
         };
-        let mut detector = Self { bundle, session, pool: Array2::zeros((0, 0)), info };
-        let pool = detector.generate(detector.bundle.manifest.pool.size, detector.bundle.manifest.pool.seed)?;
-        detector.pool = pool;
-        Ok(detector)
+        Ok(Self { bundle, session, pool, ensemble, info })
     }
 
     /// What this detector scores and generates.
@@ -96,6 +96,29 @@ impl Detector {
         &self.pool
     }
 
+    /// The verdict on one window of raw (unstandardised) rows `[N, n_features]`: the rows are checked (not
+    /// empty, the bundle's feature count, every value finite), standardised with the bundle's standardiser and
+    /// scored by the ensemble against the calibration table of size N. `seed` drives the window's random
+    /// choices (reference rows of the refinement steps): same window and seed, same verdict.
+    pub fn score(&self, rows: ArrayView2<'_, f32>, seed: u64) -> Result<Score, RuntimeError> {
+        let (n, width) = rows.dim();
+        if n == 0 {
+            return Err(RuntimeError::InvalidArgument("the window has no rows".into()));
+        }
+        if width != self.info.n_features {
+            return Err(RuntimeError::InvalidArgument(format!(
+                "rows have {width} features, the bundle's classifier takes {}",
+                self.info.n_features
+            )));
+        }
+        if let Some(((r, c), v)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(RuntimeError::InvalidArgument(format!("row {r}, feature {c} is {v} (not finite)")));
+        }
+        let mut q = rows.to_owned();
+        self.bundle.manifest.standardizer.apply(&mut q).map_err(|e| RuntimeError::InvalidArgument(e.to_string()))?;
+        Ok(self.ensemble.score(q.view(), &self.bundle.manifest.calibration, seed)?)
+    }
+
     /// The meta-model's velocity dθ/dt `[B, D]` at weights `theta` `[B, D]` and time `t`, through
     /// onnxruntime (the field [`Self::generate`] integrates).
     pub fn velocity(&self, theta: ArrayView2<'_, f32>, t: f64) -> Result<Array2<f32>, RuntimeError> {
@@ -109,20 +132,24 @@ impl Detector {
     /// (as `flow::MetaModel::generate` draws them) carried to t = 1 by the bundle's sampler and steps, the
     /// velocity evaluated by onnxruntime.
     pub fn generate(&self, n: usize, seed: u64) -> Result<Array2<f32>, RuntimeError> {
-        if n == 0 {
-            return Err(RuntimeError::InvalidArgument("generate needs n ≥ 1".into()));
-        }
-        let m = &self.bundle.manifest;
-        let layout = &m.classifier.layout;
-        let mut theta = m.source.source().sample(layout, n, &mut rng::rng(seed));
-        for start in (0..n).step_by(GEN_BATCH) {
-            let rows = GEN_BATCH.min(n - start);
-            let x0 = theta.slice(s![start..start + rows, ..]).to_owned();
-            let x1 = integrate(m.sampler, m.steps, x0, |x, t| self.session.velocity(x.view(), t), |_, _, _| Ok(()))?;
-            theta.slice_mut(s![start..start + rows, ..]).assign(&x1);
-        }
-        Ok(theta)
+        generate(&self.session, &self.bundle.manifest, n, seed)
     }
+}
+
+/// `n` weight vectors from source samples drawn with `seed`, integrated with the manifest's sampler.
+fn generate(session: &VelocitySession, m: &Manifest, n: usize, seed: u64) -> Result<Array2<f32>, RuntimeError> {
+    if n == 0 {
+        return Err(RuntimeError::InvalidArgument("generate needs n ≥ 1".into()));
+    }
+    let layout = &m.classifier.layout;
+    let mut theta = m.source.source().sample(layout, n, &mut rng::rng(seed));
+    for start in (0..n).step_by(GEN_BATCH) {
+        let rows = GEN_BATCH.min(n - start);
+        let x0 = theta.slice(s![start..start + rows, ..]).to_owned();
+        let x1 = integrate(m.sampler, m.steps, x0, |x, t| session.velocity(x.view(), t), |_, _, _| Ok(()))?;
+        theta.slice_mut(s![start..start + rows, ..]).assign(&x1);
+    }
+    Ok(theta)
 }
 
 impl From<std::convert::Infallible> for RuntimeError {

@@ -45,6 +45,10 @@ pub enum RuntimeError {
         /// onnxruntime's message.
         message: String,
     },
+    /// The detector refused the window or the bundle's settings (an uncalibrated window size, no pool member
+    /// passing the accuracy floor, …).
+    #[error(transparent)]
+    Detect(#[from] crate::detect::DetectError),
     /// The file system refused an operation.
     #[error("{path}: cannot read: {source}")]
     Io {

@@ -6,6 +6,7 @@
 
 mod args;
 mod eval_gen;
+mod export;
 mod generate;
 mod info;
 mod output;
@@ -35,6 +36,8 @@ enum Command {
     Generate(generate::Args),
     /// Evaluate a meta-model's generated classifiers against the trained runs.
     EvalGen(eval_gen::Args),
+    /// Export a meta-model, a deployed classifier and calibration tables as one bundle for the runtime.
+    Export(export::Args),
     /// The README's main job on the embedded UCI heart data: train trajectories and summarise them.
     Quickstart(quickstart::Args),
 }
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::TrainMeta(a) => train_meta::run(a),
         Command::Generate(a) => generate::run(a),
         Command::EvalGen(a) => eval_gen::run(a),
+        Command::Export(a) => export::run(a),
         Command::Quickstart(a) => quickstart::run(a),
     };
     match result {

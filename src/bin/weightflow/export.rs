@@ -1,0 +1,161 @@
+//! `weightflow export`: a meta-model, a deployed classifier and calibration tables as one bundle.
+//!
+//! f is the final checkpoint of one base run (`--f-run`); P's reference sample is the trajectories' training
+//! split and the null pool P* their held-out test split, both standardised as the runs saw them. The candidate
+//! pool is the one a detector generates at open — generated here through onnxruntime from the bundle itself,
+//! so that calibration and scoring see the same members. JSON (schema `export/1`): `schema`, `out`, `bytes`,
+//! `layout`, `window_sizes`, `ensemble_size`, `pool`, `seconds`.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use weightflow::bundle::{Bundle, Manifest, PoolSpec};
+use weightflow::classifier::{Activation, Mlp};
+use weightflow::detect::{EnsembleConfig, EnsembleDetector};
+use weightflow::eval::EvalData;
+use weightflow::flow::{MetaModel, Sampler};
+use weightflow::runtime::{Detector, OpenOptions};
+use weightflow::train::{device, DeviceKind, TrajectorySet};
+
+use crate::args::{kebab, widths};
+use crate::output;
+
+/// Command-line arguments of `export`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The meta-model directory (`train-meta --out`).
+    #[arg(long)]
+    pub meta: PathBuf,
+    /// The trajectory set the meta-model was trained on: f, P and P* come from it.
+    #[arg(long)]
+    pub trajectories: PathBuf,
+    /// The base run whose final checkpoint is the deployed classifier f.
+    #[arg(long, default_value_t = 0)]
+    pub f_run: usize,
+    /// Window sizes to calibrate, comma-separated.
+    #[arg(long, default_value = "10,20,50")]
+    pub calibrate_sizes: String,
+    /// Null windows per size.
+    #[arg(long, default_value_t = 100)]
+    pub null_windows: usize,
+    /// ODE steps of generation.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// ODE solver: euler, heun or rk4.
+    #[arg(long, value_parser = kebab::<Sampler>, default_value = "euler")]
+    pub sampler: Sampler,
+    /// Candidates generated at open (members that pass the floor vote).
+    #[arg(long, default_value_t = 256)]
+    pub pool: usize,
+    /// Seed of the candidates' source samples.
+    #[arg(long, default_value_t = 0)]
+    pub pool_seed: u64,
+    /// Members that vote (the detector's ensemble size).
+    #[arg(long, default_value_t = EnsembleConfig::default().ensemble_size)]
+    pub ensemble_size: usize,
+    /// Accuracy floor on P: least agreement with f a member needs to vote.
+    #[arg(long, default_value_t = EnsembleConfig::default().floor)]
+    pub floor: f64,
+    /// ℓ_cdc refinement steps per window (0: the untilted ensemble).
+    #[arg(long, default_value_t = EnsembleConfig::default().steps)]
+    pub refine_steps: usize,
+    /// Seed of the calibration windows.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The onnxruntime library (default: ORT_DYLIB_PATH).
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
+    /// Output bundle.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `export`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let started = std::time::Instant::now();
+    let sizes =
+        widths(&args.calibrate_sizes).map_err(|e| format!("--calibrate-sizes {:?}: {e}", args.calibrate_sizes))?;
+    let set = TrajectorySet::load(&args.trajectories)?;
+    let model = MetaModel::load(&args.meta, &device(DeviceKind::Cpu)?)?;
+    let m = &set.manifest;
+    if model.layout() != &m.layout {
+        return Err(
+            format!("the meta-model is over {} but the trajectories are of {}", model.layout(), m.layout).into()
+        );
+    }
+    let thetas = set.thetas();
+    let (runs, k1, _) = thetas.dim();
+    if args.f_run >= runs {
+        return Err(format!("--f-run {} but the set has {runs} runs", args.f_run).into());
+    }
+    let activation: Activation = match model.activation() {
+        Some(a) => a.parse()?,
+        None => m.activation,
+    };
+    let mlp = Mlp::new(m.layout.clone(), activation);
+    let f = thetas.slice(ndarray::s![args.f_run, k1 - 1, ..]).to_owned();
+    let data = EvalData::from_manifest(m)?;
+    let p_labels = mlp.predict(f.view().insert_axis(ndarray::Axis(0)), data.train.x.view())?;
+    let config = EnsembleConfig {
+        ensemble_size: args.ensemble_size,
+        floor: args.floor,
+        steps: args.refine_steps,
+        ..EnsembleConfig::default()
+    };
+    let mut bundle = Bundle {
+        manifest: Manifest {
+            format_version: 0,
+            producer: format!("weightflow {}", weightflow::VERSION),
+            classifier: mlp.clone(),
+            standardizer: m.standardizer.clone(),
+            source: model.config().source,
+            sampler: args.sampler,
+            steps: args.steps,
+            pool: PoolSpec { size: args.pool, seed: args.pool_seed },
+            ensemble: config.clone(),
+            calibration: Vec::new(),
+            sections: Vec::new(),
+        },
+        onnx: model.to_onnx()?,
+        f: f.clone(),
+        p_ref: data.train.x.clone(),
+        p_labels: p_labels.row(0).iter().map(|&c| c as u32).collect(),
+    };
+    // Calibrate with exactly the members the runtime will hold: open the uncalibrated bundle.
+    bundle.write(&args.out)?;
+    let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), threads: 0 };
+    let pool = Detector::open(&args.out, &options)?.pool().clone();
+    let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool, config)?;
+    let ensemble_size = detector.members().nrows();
+    bundle.manifest.calibration = detector.calibrate(data.test.x.view(), &sizes, args.null_windows, args.seed)?;
+    bundle.write(&args.out)?;
+    let bytes = std::fs::metadata(&args.out)?.len();
+    let seconds = started.elapsed().as_secs_f64();
+    output::say(format_args!(
+        "bundle {} ({bytes} bytes): {} f = run {}, {ensemble_size} of {} candidates vote, calibrated for {:?} \
+         ({} null windows each from {} held-out rows) in {seconds:.1} s",
+        args.out.display(),
+        m.layout,
+        args.f_run,
+        args.pool,
+        sizes,
+        args.null_windows,
+        data.test.x.nrows(),
+    ));
+    if args.json {
+        output::json(&json!({
+            "schema": "export/1",
+            "out": args.out,
+            "bytes": bytes,
+            "layout": m.layout.arch(),
+            "window_sizes": sizes,
+            "ensemble_size": ensemble_size,
+            "pool": args.pool,
+            "seconds": seconds,
+        }))?;
+    }
+    Ok(())
+}

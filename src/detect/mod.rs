@@ -1,0 +1,29 @@
+//! Harmful covariate-shift detection: ensemble statistics, calibration on null windows, p-values, and the
+//! inference-only meta-detectron path (METHOD.md §4).
+//!
+//! * [`ks_two_sample`]: the two-sample KS test (exact p-values for small samples, Kolmogorov's otherwise);
+//! * [`mean_softmax_entropy`], [`disagreement_mean`], [`disagreement_any`]: statistics of an ensemble;
+//! * [`Calibration`], [`p_value`], [`threshold`]: null statistics from in-distribution windows, p-values
+//!   (1 + k)/(1 + B) and the decision at level α;
+//! * [`EnsembleDetector`] with [`EnsembleConfig`]: the untilted ensemble (`steps = 0`) and meta-detectron
+//!   (members moved by gradient steps on ℓ_cdc towards "agree with f on P, disagree on Q");
+//! * [`WindowTest`]: the one trait every test implements, so that evaluations treat all alike.
+//!
+//! This layer uses `ndarray` and the `classifier`, `space`, `data` and `rng` layers only (no candle): a
+//! scoring runtime links it. Rows passed in are already standardised (see [`crate::data::Standardizer`]).
+
+mod calibration;
+mod config;
+mod ensemble;
+mod error;
+mod ks;
+mod method;
+mod stats;
+
+pub use calibration::{p_value, threshold, Calibration};
+pub use config::{EnsembleConfig, Statistic};
+pub use ensemble::{EnsembleDetector, Score, WindowStatistics};
+pub use error::DetectError;
+pub use ks::{kolmogorov_sf, ks_two_sample, KsTest, EXACT_MAX_CELLS};
+pub use method::WindowTest;
+pub use stats::{disagreement_any, disagreement_mean, mean_softmax_entropy};

@@ -1,0 +1,218 @@
+//! Integration tests of the detect layer on a synthetic problem whose answers are known: two Gaussian classes
+//! split by the line x₀ + x₁ = 0, a linear f, and a pool of perturbed copies of f.
+
+use ndarray::{array, s, Array1, Array2, Axis};
+use rand_distr::{Distribution, Normal, StandardNormal};
+use weightflow::classifier::{Activation, Mlp, Targets};
+use weightflow::detect::{
+    ks_two_sample, mean_softmax_entropy, Calibration, DetectError, EnsembleConfig, EnsembleDetector, Statistic,
+    WindowTest,
+};
+use weightflow::rng::{rng, Rng};
+use weightflow::space::Layout;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn mlp() -> Mlp {
+    Mlp::new(Layout::parse("2-2").unwrap(), Activation::Relu)
+}
+
+/// n rows N(mean, sd² I₂).
+fn gaussian(n: usize, mean: [f32; 2], sd: f32, rng: &mut Rng) -> Array2<f32> {
+    Array2::from_shape_fn((n, 2), |(_, j)| {
+        mean[j] + sd * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, rng)
+    })
+}
+
+/// f: logits (x₀ + x₁, −(x₀ + x₁)) scaled, i.e. the Bayes boundary of the labels y = [x₀ + x₁ < 0].
+fn deployed() -> Array1<f32> {
+    array![1.0f32, 1.0, -1.0, -1.0, 0.0, 0.0]
+}
+
+/// `m` copies of f with N(0, 0.5²) noise on every weight.
+fn pool(m: usize, rng: &mut Rng) -> Array2<f32> {
+    let noise = Normal::new(0.0f32, 0.5).unwrap();
+    let f = deployed();
+    Array2::from_shape_fn((m, 6), |(_, j)| f[j] + noise.sample(rng))
+}
+
+fn detector(config: EnsembleConfig) -> EnsembleDetector {
+    let mut r = rng(1);
+    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
+    EnsembleDetector::new(mlp(), deployed(), p_ref, pool(64, &mut r), config).unwrap()
+}
+
+#[test]
+fn window_statistics_match_an_independent_computation() -> TestResult {
+    let config = EnsembleConfig { ensemble_size: 5, floor: 0.0, ..EnsembleConfig::untilted() };
+    let det = detector(config);
+    let q = gaussian(12, [2.0, -2.0], 0.5, &mut rng(5));
+    let stats = det.window_statistics(q.view(), 0)?;
+    // f64 by hand: softmax of the 2-2 linear logits of f and of the 5 voters, averaged, entropy; the voters are
+    // the first 5 pool members (floor 0), and the reference sample is the same 200 rows.
+    let mut r = rng(1);
+    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
+    let members = pool(64, &mut r).slice(s![..5, ..]).to_owned();
+    assert_eq!(det.members(), members.view());
+    let all: Vec<Vec<f64>> = std::iter::once(deployed().to_vec())
+        .chain(members.outer_iter().map(|m| m.to_vec()))
+        .map(|t| t.iter().map(|&v| v as f64).collect())
+        .collect();
+    let entropy = |x: &[f32]| -> f64 {
+        let mut mean = [0.0f64; 2];
+        for t in &all {
+            let z0 = t[0] * x[0] as f64 + t[1] * x[1] as f64 + t[4];
+            let z1 = t[2] * x[0] as f64 + t[3] * x[1] as f64 + t[5];
+            let p0 = 1.0 / (1.0 + (z1 - z0).exp());
+            mean[0] += p0 / all.len() as f64;
+            mean[1] += (1.0 - p0) / all.len() as f64;
+        }
+        -mean.iter().map(|p| p * p.ln()).sum::<f64>()
+    };
+    let hq: Vec<f64> = q.outer_iter().map(|x| entropy(x.as_slice().unwrap())).collect();
+    let hr: Vec<f64> = p_ref.outer_iter().map(|x| entropy(x.as_slice().unwrap())).collect();
+    let ks = ks_two_sample(&hq, &hr)?;
+    assert!(
+        (stats.entropy_p - ks.p_value).abs() < 1e-6 * ks.p_value.max(1e-3),
+        "{} vs {}",
+        stats.entropy_p,
+        ks.p_value
+    );
+    // Disagreement: each voter's rate of predictions differing from f's, averaged.
+    let yhat: Vec<bool> = q.outer_iter().map(|x| x[0] + x[1] < 0.0).collect();
+    let mut differ = 0;
+    for t in &all[1..] {
+        for (x, &y) in q.outer_iter().zip(&yhat) {
+            let pred1 = t[2] * x[0] as f64 + t[3] * x[1] as f64 + t[5] > t[0] * x[0] as f64 + t[1] * x[1] as f64 + t[4];
+            differ += usize::from(pred1 != y);
+        }
+    }
+    assert!((stats.disagreement - differ as f64 / 60.0).abs() < 1e-12);
+    assert_eq!(stats.ensemble_size, 5);
+    Ok(())
+}
+
+#[test]
+fn refinement_moves_members_towards_disagreeing_on_the_window() -> TestResult {
+    let q = gaussian(20, [3.0, -3.0], 0.5, &mut rng(9));
+    let untilted = detector(EnsembleConfig { floor: 0.7, ensemble_size: 16, ..EnsembleConfig::untilted() });
+    let refined = detector(EnsembleConfig {
+        floor: 0.7,
+        ensemble_size: 16,
+        steps: 20,
+        lr: 2.0,
+        lambda: Some(1.0),
+        ..Default::default()
+    });
+    let before = untilted.window_statistics(q.view(), 3)?;
+    let after = refined.window_statistics(q.view(), 3)?;
+    assert!(after.disagreement > before.disagreement + 0.05, "{} → {}", before.disagreement, after.disagreement);
+    // The same ℓ_cdc, evaluated independently of the refinement, falls along the way.
+    let mlp = mlp();
+    let x = ndarray::concatenate(Axis(0), &[gaussian(200, [0.0, 0.0], 1.0, &mut rng(1)).view(), q.view()])?;
+    let labels = mlp.predict(deployed().insert_axis(Axis(0)).view(), x.view())?.row(0).to_vec();
+    let targets = Targets::cdc(&labels[..200], &labels[200..], Some(1.0));
+    let mut thetas = untilted.members().to_owned();
+    let start = mlp.loss(thetas.view(), x.view(), &targets)?.mean().unwrap();
+    for _ in 0..20 {
+        let (_, g) = mlp.loss_and_grad(thetas.view(), x.view(), &targets)?;
+        thetas.scaled_add(-2.0, &g);
+    }
+    assert!(mlp.loss(thetas.view(), x.view(), &targets)?.mean().unwrap() < start);
+    Ok(())
+}
+
+/// Fraction of `n` fresh windows flagged (windows drawn from `pool` with seeds not used for calibration).
+fn flag_rate(det: &EnsembleDetector, tables: &[Calibration], pool: &Array2<f32>, size: usize, n: u64) -> f64 {
+    let mut flagged = 0;
+    for w in 0..n {
+        let idx = rand::seq::index::sample(&mut rng(10_000 + w), pool.nrows(), size).into_vec();
+        let score = det.score(pool.select(Axis(0), &idx).view(), tables, w).unwrap();
+        assert_eq!(score.is_shift, score.statistic > score.threshold);
+        flagged += usize::from(score.is_shift);
+    }
+    flagged as f64 / n as f64
+}
+
+#[test]
+fn calibrated_decisions_hold_their_level_and_catch_a_strong_shift() -> TestResult {
+    for statistic in [Statistic::Entropy, Statistic::Disagreement] {
+        let det = detector(EnsembleConfig { ensemble_size: 16, floor: 0.7, statistic, ..EnsembleConfig::untilted() });
+        let null_pool = gaussian(400, [0.0, 0.0], 1.0, &mut rng(2));
+        let tables = det.calibrate(null_pool.view(), &[10, 20], 99, 4)?;
+        assert_eq!(tables.iter().map(|t| t.null_entropy.len()).collect::<Vec<_>>(), [99, 99]);
+        // Fresh null windows: flagged at rate α = 0.05, within 3 standard errors over 300 windows (s.e. ≈ 0.013).
+        let fpr = flag_rate(&det, &tables, &null_pool, 20, 300);
+        assert!(fpr <= 0.05 + 3.0 * (0.05f64 * 0.95 / 300.0).sqrt(), "{statistic:?}: FPR {fpr}");
+        // Windows on f's boundary far from P: every one flagged.
+        let shifted = gaussian(400, [3.0, -3.0], 0.5, &mut rng(3));
+        assert_eq!(flag_rate(&det, &tables, &shifted, 20, 50), 1.0, "{statistic:?}");
+        // A window size without a table is an error, not a guess.
+        let err = det.score(shifted.slice(s![..15, ..]), &tables, 0).unwrap_err();
+        assert_eq!(err, DetectError::NotCalibrated { window_size: 15, available: vec![10, 20] });
+    }
+    Ok(())
+}
+
+#[test]
+fn the_statistic_of_the_trait_is_the_configured_one() -> TestResult {
+    let det = detector(EnsembleConfig { ensemble_size: 8, floor: 0.7, ..EnsembleConfig::untilted() });
+    let q = gaussian(10, [1.0, 1.0], 1.0, &mut rng(8));
+    let stats = det.window_statistics(q.view(), 1)?;
+    assert_eq!(det.statistic(q.view(), 1)?, stats.entropy);
+    assert_eq!(stats.entropy, -stats.entropy_p.ln());
+    // Entropies of the mean softmax are in [0, ln C].
+    let p = mlp().probabilities(det.members(), q.view())?;
+    assert!(mean_softmax_entropy(p.view())?.iter().all(|&h| (0.0..=std::f64::consts::LN_2 + 1e-12).contains(&h)));
+    Ok(())
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let mut r = rng(1);
+    let p_ref = gaussian(50, [0.0, 0.0], 1.0, &mut r);
+    let new = |f: Array1<f32>, p: Array2<f32>, pool: Array2<f32>, c: EnsembleConfig| {
+        EnsembleDetector::new(mlp(), f, p, pool, c).unwrap_err()
+    };
+    let ok_pool = pool(8, &mut r);
+    assert!(matches!(
+        new(array![1.0f32, 2.0], p_ref.clone(), ok_pool.clone(), EnsembleConfig::default()),
+        DetectError::Width { what: "deployed classifier f", expected: 6, got: 2 }
+    ));
+    assert!(matches!(
+        new(deployed(), Array2::zeros((0, 2)), ok_pool.clone(), EnsembleConfig::default()),
+        DetectError::Empty { what: "reference sample" }
+    ));
+    // Members that never agree with f (f's negation) cannot vote.
+    let negated = (-deployed()).insert_axis(Axis(0));
+    assert!(matches!(
+        new(deployed(), p_ref.clone(), negated, EnsembleConfig::default()),
+        DetectError::NoMemberPassesFloor { .. }
+    ));
+    assert!(matches!(
+        new(deployed(), p_ref.clone(), ok_pool.clone(), EnsembleConfig { alpha: 1.5, ..Default::default() }),
+        DetectError::Config { name: "alpha", .. }
+    ));
+    let det = EnsembleDetector::new(mlp(), deployed(), p_ref.clone(), ok_pool, EnsembleConfig::untilted()).unwrap();
+    let mut q = gaussian(10, [0.0, 0.0], 1.0, &mut r);
+    q[[3, 1]] = f32::NAN;
+    assert!(matches!(det.window_statistics(q.view(), 0), Err(DetectError::NonFinite { what: "window", row: 3, .. })));
+    assert!(matches!(
+        det.calibrate(p_ref.view(), &[51], 10, 0),
+        Err(DetectError::WindowSize { size: 51, available: 50 })
+    ));
+    assert!(matches!(det.window_statistics(Array2::zeros((4, 3)).view(), 0), Err(DetectError::Width { .. })));
+}
+
+#[test]
+fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestResult {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<EnsembleDetector>();
+    let det = detector(EnsembleConfig { ensemble_size: 4, floor: 0.7, ..EnsembleConfig::untilted() });
+    let tables = det.calibrate(gaussian(100, [0.0, 0.0], 1.0, &mut rng(6)).view(), &[10], 20, 1)?;
+    let back: Vec<Calibration> = serde_json::from_str(&serde_json::to_string(&tables)?)?;
+    assert_eq!(back, tables);
+    let config: EnsembleConfig = serde_json::from_str(r#"{"steps": 3}"#)?;
+    assert_eq!(config, EnsembleConfig { steps: 3, ..Default::default() });
+    Ok(())
+}
