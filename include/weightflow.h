@@ -113,17 +113,17 @@ typedef struct {
 typedef struct {
   // p-value of the window under the calibrated null (in distribution); small means shifted.
   double p_value;
-  // The test statistic (disagreement of the ensemble with the deployed classifier on the window).
+  // The deciding statistic of the bundle's detector; larger means more shifted.
   double statistic;
-  // The statistic's rejection threshold at the bundle's alpha, for this window size.
+  // The window is flagged when `statistic > threshold` (the same decision as `p_value <= alpha`).
   double threshold;
-  // Fraction of (member, row) pairs where an ensemble member disagrees with the deployed classifier.
+  // The ensemble members' mean disagreement rate with the deployed classifier on the window.
   double disagreement;
-  // p-value of the entropy test on the ensemble's predictions.
+  // The raw (uncalibrated) KS p-value of the window's prediction entropies against the reference sample's.
   double entropy_p;
-  // Classifiers in the ensemble that scored the window.
+  // Ensemble members that voted (the deployed classifier not counted).
   size_t ensemble_size;
-  // Whether the window is declared shifted (p-value below the bundle's alpha).
+  // Whether the window is flagged as harmfully shifted at the bundle's level alpha.
   bool is_shift;
 } wf_score;
 

@@ -13,13 +13,35 @@ step "libweightflow.so (debug, default features: runtime included)"
 cargo build --lib
 lib="$root/target/debug"
 
-step "examples/c: build and run score_window"
-make -s -C examples/c PROFILE=debug
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+
+step "fixture: a calibrated bundle, a window and the Rust runtime's score of it (tests/capi_runtime.rs)"
+fixture="$work/fixture"
+WF_WRITE_FIXTURE="$fixture" cargo test -q --test capi_runtime
+test -s "$fixture/expected.json" || { echo "no fixture written (is onnxruntime set up?)" >&2; exit 1; }
+cat "$fixture/expected.json" >&2; echo >&2
+
+step "examples/c: build score_window, score the fixture, compare with the Rust runtime"
+make -s -C examples/c PROFILE=debug
+seed="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seed"])' "$fixture/expected.json")"
+./examples/c/score_window "$fixture/bundle.wfb" "$fixture/window.csv" "$seed" | tee "$work/c.json" >&2
+python3 - "$fixture/expected.json" "$work/c.json" <<'PY'
+import json, sys
+want, got = (json.load(open(p)) for p in sys.argv[1:3])
+assert abs(got["p_value"] - want["p_value"]) <= 1e-6 and got["is_shift"] == want["is_shift"], (got, want)
+PY
+
+step "examples/c under valgrind: scoring the fixture (leaks and invalid accesses are errors)"
+if command -v valgrind >/dev/null; then
+  valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+    --suppressions=examples/c/valgrind.supp ./examples/c/score_window "$fixture/bundle.wfb" "$fixture/window.csv" "$seed" >/dev/null
+else
+  echo "valgrind not installed: skipping (apt-get install valgrind)" >&2
+fi
+
+step "examples/c: a missing bundle fails cleanly (exit 2, the library's status and message)"
 printf 'a,b,c\n0.1,0.2,0.3\n0.4,0.5,0.6\n' >"$work/window.csv"
-# No bundle to score yet (scoring lands with the detect module): the example must fail cleanly, with the
-# library's status and message, and exit 2.
 set +e
 ./examples/c/score_window "$work/missing.wfb" "$work/window.csv" 7 2>"$work/c.err"
 rc=$?
@@ -30,7 +52,7 @@ if [ "$rc" -ne 2 ] || ! grep -q "WF_STATUS_IO" "$work/c.err"; then
   exit 1
 fi
 if command -v valgrind >/dev/null; then
-  step "examples/c under valgrind (leaks and invalid accesses are errors)"
+  step "examples/c under valgrind: the failure path"
   set +e
   valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
     ./examples/c/score_window "$work/missing.wfb" "$work/window.csv" 7 2>"$work/vg.err"
@@ -55,14 +77,15 @@ LD_LIBRARY_PATH="$work/prefix/lib" "$work/score_window" 2>/dev/null && exit 1 ||
 
 if command -v go >/dev/null; then
   step "bindings/go: go test"
-  (cd bindings/go && CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -count=1 ./...)
+  (cd bindings/go && WF_FIXTURE_DIR="$fixture" CGO_LDFLAGS="-L$lib -Wl,-rpath,$lib" go test -count=1 -v ./... |
+    grep -E '^(--- |ok|FAIL|PASS)')
 else
   echo "go not installed: skipping bindings/go" >&2
 fi
 
 if command -v mvn >/dev/null; then
   step "bindings/java: mvn test"
-  (cd bindings/java && mvn -B -q -Dweightflow.lib.dir="$lib" test)
+  (cd bindings/java && mvn -B -q -Dweightflow.lib.dir="$lib" -Dweightflow.fixture.dir="$fixture" test)
   grep -h "Tests run" bindings/java/target/surefire-reports/*.txt >&2
 else
   echo "mvn not installed: skipping bindings/java" >&2

@@ -12,6 +12,7 @@ use weightflow::bundle::{Bundle, Manifest, PoolSpec, FORMAT_VERSION};
 use weightflow::capi::*;
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
+use weightflow::detect::EnsembleConfig;
 use weightflow::ode::Sampler;
 use weightflow::space::{Layout, SourceKind};
 
@@ -29,7 +30,7 @@ fn bundle_bytes() -> Vec<u8> {
             sampler: Sampler::Euler,
             steps: 1,
             pool: PoolSpec { size: 1, seed: 0 },
-            ensemble: serde_json::json!({}),
+            ensemble: EnsembleConfig::default(),
             calibration: Vec::new(),
             sections: Vec::new(),
         },

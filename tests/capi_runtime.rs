@@ -1,5 +1,5 @@
-//! A real bundle through the C ABI: open, info, generation identical to the Rust runtime's (also from 8
-//! threads at once), and the window checks in front of scoring. Skips (and says so) without onnxruntime.
+//! A real, calibrated bundle through the C ABI: open, info, generation and scores identical to the Rust
+//! runtime's (also from 8 threads at once), and the window checks in front of scoring. Skips (and says so) without onnxruntime.
 #![cfg(all(feature = "train", feature = "runtime"))]
 
 // Shared with tests/runtime.rs, which also uses its onnx.checker helper.
@@ -10,11 +10,13 @@ mod ort_support;
 use std::ffi::{CStr, CString};
 
 use candle_core::Device;
-use ndarray::{s, Array1, Array2, Array3};
+use ndarray::{s, Array1, Array2, Array3, Axis};
+use rand::Rng as _;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec};
 use weightflow::capi::*;
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
+use weightflow::detect::{EnsembleConfig, EnsembleDetector};
 use weightflow::flow::{train_meta, Coupling, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
 use weightflow::rng;
 use weightflow::runtime::{Detector, OpenOptions};
@@ -41,6 +43,17 @@ fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
         ..MetaTrainConfig::for_objective(Objective::Cfm)
     };
     let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap();
+    // f and the pool drawn from the model; P and the null windows random rows; calibrated for windows of 5.
+    let f = model.generate(1, Sampler::Euler, 4, 99).unwrap().row(0).to_owned();
+    let mut r = rng::rng(4);
+    let p_ref = Array2::from_shape_fn((30, 3), |_| r.random_range(-1.0f32..1.0));
+    let null = Array2::from_shape_fn((40, 3), |_| r.random_range(-1.0f32..1.0));
+    let mlp = Mlp::new(layout.clone(), Activation::default());
+    let pool = model.generate(40, Sampler::Euler, 4, 17).unwrap();
+    let ens = EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool, ensemble_config()).unwrap();
+    let calibration = ens.calibrate(null.view(), &[5], 20, 1).unwrap();
+    let p_labels =
+        mlp.predict(f.view().insert_axis(Axis(0)), p_ref.view()).unwrap().row(0).iter().map(|&c| c as u32).collect();
     let bundle = Bundle {
         manifest: Manifest {
             format_version: 0,
@@ -50,15 +63,15 @@ fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
             source: model.config().source,
             sampler: Sampler::Euler,
             steps: 4,
-            pool: PoolSpec { size: 8, seed: 17 },
-            ensemble: serde_json::json!({}),
-            calibration: vec![serde_json::json!({ "window_size": 10 })],
+            pool: PoolSpec { size: 40, seed: 17 },
+            ensemble: ensemble_config(),
+            calibration,
             sections: Vec::new(),
         },
         onnx: model.to_onnx().unwrap(),
-        f: Array1::zeros(layout.dim()),
-        p_ref: Array2::zeros((4, 3)),
-        p_labels: vec![0; 4],
+        f: Array1::from(f.to_vec()),
+        p_ref,
+        p_labels,
     };
     let path = dir.join("tiny.wfb");
     bundle.write(&path).unwrap();
@@ -75,6 +88,22 @@ fn take(err: *mut wf_error) -> (wf_status, String) {
     }
 }
 
+/// Members of a briefly trained model vote without an accuracy floor (as in tests/runtime.rs).
+fn ensemble_config() -> EnsembleConfig {
+    EnsembleConfig { ensemble_size: 16, floor: 0.0, ..EnsembleConfig::untilted() }
+}
+
+/// Scores through the C ABI.
+fn score(det: *const wf_detector, rows: &[f32], seed: u64) -> wf_score {
+    let mut out = std::mem::MaybeUninit::<wf_score>::uninit();
+    let mut err = std::ptr::null_mut();
+    // SAFETY: live detector, rows.len() floats, out slot.
+    let status = unsafe { wf_detector_score(det, rows.as_ptr(), rows.len() / 3, 3, seed, out.as_mut_ptr(), &mut err) };
+    assert_eq!(status, wf_status::Ok, "{:?}", (!err.is_null()).then(|| take(err)));
+    // SAFETY: written on success.
+    unsafe { out.assume_init() }
+}
+
 /// Generates through the C ABI into a fresh buffer.
 fn generate(det: *const wf_detector, n: usize, seed: u64, n_params: usize) -> Vec<f32> {
     let mut out = vec![f32::NAN; n * n_params];
@@ -86,8 +115,8 @@ fn generate(det: *const wf_detector, n: usize, seed: u64, n_params: usize) -> Ve
 }
 
 #[test]
-fn the_c_abi_generates_what_the_rust_runtime_generates() {
-    let Some(lib) = ort_support::library_or_skip("the_c_abi_generates_what_the_rust_runtime_generates") else {
+fn the_c_abi_generates_and_scores_as_the_rust_runtime_does() {
+    let Some(lib) = ort_support::library_or_skip("the_c_abi_generates_and_scores_as_the_rust_runtime_does") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -144,6 +173,64 @@ fn the_c_abi_generates_what_the_rust_runtime_generates() {
         assert_eq!(got, sequential[seed as usize], "seed {seed}");
     }
 
+    // Scores: the C ABI gives exactly the Rust runtime's verdict, and 8 threads give what one thread gives.
+    let mut r = rng::rng(8);
+    let windows: Vec<Vec<f32>> = (0..16).map(|_| (0..15).map(|_| r.random_range(-3.0f32..3.0)).collect()).collect();
+    let sequential: Vec<wf_score> = windows.iter().enumerate().map(|(i, w)| score(det, w, i as u64)).collect();
+    for (i, w) in windows.iter().enumerate() {
+        let want = rust.score(ndarray::ArrayView2::from_shape((5, 3), w).unwrap(), i as u64).unwrap();
+        let got = sequential[i];
+        assert_eq!(
+            (
+                got.p_value,
+                got.statistic,
+                got.threshold,
+                got.is_shift,
+                got.disagreement,
+                got.entropy_p,
+                got.ensemble_size
+            ),
+            (
+                want.p_value,
+                want.statistic,
+                want.threshold,
+                want.is_shift,
+                want.disagreement,
+                want.entropy_p,
+                want.ensemble_size
+            ),
+            "window {i}"
+        );
+    }
+    let parallel: Vec<(usize, wf_score)> = std::thread::scope(|s| {
+        let windows = &windows;
+        let handles: Vec<_> = (0..8usize)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..16)
+                        .step_by(8)
+                        .map(|i| (i, score(shared as *const wf_detector, &windows[i], i as u64)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(parallel.len(), 16);
+    for (i, got) in parallel {
+        assert_eq!(got, sequential[i], "window {i}");
+    }
+    // The fixture window is the one with the smallest p-value, so that agreement is not agreement on p = 1.
+    let lowest = (0..windows.len()).min_by(|&a, &b| sequential[a].p_value.total_cmp(&sequential[b].p_value)).unwrap();
+    write_fixture_if_asked(&path, &windows[lowest], lowest as u64, &rust);
+
+    // A window size without calibration is the detector's refusal.
+    let mut err = std::ptr::null_mut();
+    let mut out = std::mem::MaybeUninit::<wf_score>::uninit();
+    // SAFETY: live detector, 6 rows of 3 floats, out slot.
+    let s = unsafe { wf_detector_score(det, [0.1f32; 18].as_ptr(), 6, 3, 0, out.as_mut_ptr(), &mut err) };
+    assert_eq!((s, take(err).0), (wf_status::Detect, wf_status::Detect));
+
     // The window checks run before scoring: a wrong width and a NaN are refused with their own messages.
     let mut score = std::mem::MaybeUninit::<wf_score>::uninit();
     let wide = [0.5f32; 8];
@@ -157,4 +244,20 @@ fn the_c_abi_generates_what_the_rust_runtime_generates() {
         assert_eq!((s, take(err).1.contains("rows[1][1]")), (wf_status::InvalidArgument, true));
         wf_detector_free(det);
     }
+}
+
+/// With `WF_WRITE_FIXTURE=DIR` (scripts/test-bindings.sh sets it), leaves the bundle, one window and the Rust
+/// runtime's score of it in DIR, for the C example and the Go and Java tests to reproduce.
+fn write_fixture_if_asked(bundle: &std::path::Path, window: &[f32], seed: u64, rust: &Detector) {
+    let Some(dir) = std::env::var_os("WF_WRITE_FIXTURE") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(bundle, dir.join("bundle.wfb")).unwrap();
+    // `{}` prints the shortest text that parses back to the same f32 (strtof, Go and Java read it exactly).
+    let csv: String =
+        window.chunks(3).map(|r| r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",") + "\n").collect();
+    std::fs::write(dir.join("window.csv"), csv).unwrap();
+    let s = rust.score(ndarray::ArrayView2::from_shape((window.len() / 3, 3), window).unwrap(), seed).unwrap();
+    let expected = serde_json::json!({ "seed": seed, "p_value": s.p_value, "is_shift": s.is_shift });
+    std::fs::write(dir.join("expected.json"), expected.to_string()).unwrap();
 }

@@ -74,12 +74,17 @@ impl Backend for crate::runtime::Detector {
         }
     }
 
-    fn score(&self, _rows: ArrayView2<'_, f32>, _seed: u64) -> Result<wf_score, CapiError> {
-        // runtime::Detector has no score yet (it lands with the detect module); say so rather than guess.
-        Err(CapiError::new(
-            wf_status::NotBuiltIn,
-            "scoring is not in this build: the runtime generates ensembles but does not score windows yet",
-        ))
+    fn score(&self, rows: ArrayView2<'_, f32>, seed: u64) -> Result<wf_score, CapiError> {
+        let s = crate::runtime::Detector::score(self, rows, seed)?;
+        Ok(wf_score {
+            p_value: s.p_value,
+            statistic: s.statistic,
+            threshold: s.threshold,
+            disagreement: s.disagreement,
+            entropy_p: s.entropy_p,
+            ensemble_size: s.ensemble_size,
+            is_shift: s.is_shift,
+        })
     }
 
     fn generate(&self, n: usize, seed: u64) -> Result<Array2<f32>, CapiError> {
@@ -101,6 +106,7 @@ impl From<crate::runtime::RuntimeError> for CapiError {
             E::OnnxRuntime { .. } => wf_status::Onnxruntime,
             // No catch-all: a variant added to RuntimeError must get its code here (the match stops compiling).
             E::Io { .. } => wf_status::Io,
+            E::Detect(_) => wf_status::Detect,
         };
         CapiError::new(status, e.to_string())
     }

@@ -47,16 +47,16 @@ pub struct wf_info {
 pub struct wf_score {
     /// p-value of the window under the calibrated null (in distribution); small means shifted.
     pub p_value: f64,
-    /// The test statistic (disagreement of the ensemble with the deployed classifier on the window).
+    /// The deciding statistic of the bundle's detector; larger means more shifted.
     pub statistic: f64,
-    /// The statistic's rejection threshold at the bundle's alpha, for this window size.
+    /// The window is flagged when `statistic > threshold` (the same decision as `p_value <= alpha`).
     pub threshold: f64,
-    /// Fraction of (member, row) pairs where an ensemble member disagrees with the deployed classifier.
+    /// The ensemble members' mean disagreement rate with the deployed classifier on the window.
     pub disagreement: f64,
-    /// p-value of the entropy test on the ensemble's predictions.
+    /// The raw (uncalibrated) KS p-value of the window's prediction entropies against the reference sample's.
     pub entropy_p: f64,
-    /// Classifiers in the ensemble that scored the window.
+    /// Ensemble members that voted (the deployed classifier not counted).
     pub ensemble_size: usize,
-    /// Whether the window is declared shifted (p-value below the bundle's alpha).
+    /// Whether the window is flagged as harmfully shifted at the bundle's level alpha.
     pub is_shift: bool,
 }
