@@ -4,7 +4,7 @@
 //! fallible functions return a `wf_status`; out-parameters come last and are written only on success; the
 //! error out-parameter `err` may be NULL and is written only on failure; every buffer is followed by its
 //! length; `wf_<type>_free(NULL)` does nothing; no panic crosses the boundary (every entry point goes through
-//! [`guard`]).
+//! the `guard` function of `capi/guard.rs`).
 #![allow(non_camel_case_types)]
 
 mod backend;
