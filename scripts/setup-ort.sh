@@ -11,7 +11,7 @@ py="$venv/bin/python"
 if ! "$py" -c 'import onnxruntime, onnx' >/dev/null 2>&1; then
   echo "setup-ort: installing onnxruntime and onnx from PyPI into $venv/" >&2
   python3 -m venv "$venv" >&2
-  "$py" -m pip install --quiet --disable-pip-version-check "onnxruntime>=1.20" "onnx>=1.16" >&2
+  "$py" -m pip install --quiet --disable-pip-version-check "onnxruntime==1.32.0" "onnx==1.23.2" >&2
 fi
 
 lib=$("$py" - <<'PY'

@@ -33,3 +33,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 step "cargo test"
 cargo test --all-targets
 cargo test --doc
+
+step "C ABI consumers: the C example (and valgrind), Go and Java bindings"
+./scripts/test-bindings.sh

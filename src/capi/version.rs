@@ -1,5 +1,7 @@
 //! Version queries, so that bindings can check at load time that header and library agree.
 
+use super::guard::guard_value;
+
 /// The ABI version: bumped only when functions are *added* (the ABI is never changed in place).
 /// Bindings compare it with `WF_ABI_VERSION` from the header they were built against.
 pub const WF_ABI_VERSION: u32 = 1;
@@ -8,14 +10,15 @@ pub const WF_ABI_VERSION: u32 = 1;
 /// The caller must not free it. Thread-safe.
 #[no_mangle]
 pub extern "C" fn wf_version() -> *const std::ffi::c_char {
-    // concat! with "\0" keeps the string static: nothing is allocated, so nothing can fail or panic.
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    // concat! with "\0" keeps the string static: nothing is allocated, so nothing can fail or panic; the guard
+    // is there because every entry point has one (tests/capi.rs checks).
+    guard_value(std::ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
 }
 
 /// The ABI version of the loaded library (see `WF_ABI_VERSION`). Thread-safe.
 #[no_mangle]
 pub extern "C" fn wf_abi_version() -> u32 {
-    WF_ABI_VERSION
+    guard_value(0, || WF_ABI_VERSION)
 }
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+module github.com/weightflow/weightflow/bindings/go
+
+go 1.21

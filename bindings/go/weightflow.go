@@ -1,0 +1,226 @@
+// Package weightflow scores windows of live inputs for harmful covariate shift with a weightflow bundle,
+// through the library's C ABI (include/weightflow.h).
+//
+// Build against this checkout's library (cargo build --lib --features runtime) as is; against an installed one
+// (scripts/install.sh), set CGO_CFLAGS/CGO_LDFLAGS from `pkg-config --cflags --libs weightflow`.
+//
+// A Detector is safe for concurrent use: many goroutines may Score and Generate at once. Close releases it;
+// a finalizer releases a forgotten one, but call Close: the finalizer runs only when the GC decides to.
+package weightflow
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo LDFLAGS: -L${SRCDIR}/../../target/debug -Wl,-rpath,${SRCDIR}/../../target/debug -lweightflow
+#include <stdlib.h>
+#include "weightflow.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Status is a wf_status code of the C ABI.
+type Status uint32
+
+// The status codes of include/weightflow.h (same numbers; the ABI only ever appends).
+const (
+	StatusOK                     Status = C.WF_STATUS_OK
+	StatusInvalidArgument        Status = C.WF_STATUS_INVALID_ARGUMENT
+	StatusNullPointer            Status = C.WF_STATUS_NULL_POINTER
+	StatusPanic                  Status = C.WF_STATUS_PANIC
+	StatusNotBuiltIn             Status = C.WF_STATUS_NOT_BUILT_IN
+	StatusMisaligned             Status = C.WF_STATUS_MISALIGNED
+	StatusNotABundle             Status = C.WF_STATUS_NOT_A_BUNDLE
+	StatusBundleCorrupt          Status = C.WF_STATUS_BUNDLE_CORRUPT
+	StatusUnsupportedVersion     Status = C.WF_STATUS_UNSUPPORTED_VERSION
+	StatusIO                     Status = C.WF_STATUS_IO
+	StatusOnnxruntimeUnavailable Status = C.WF_STATUS_ONNXRUNTIME_UNAVAILABLE
+	StatusOnnxruntime            Status = C.WF_STATUS_ONNXRUNTIME
+	StatusDetect                 Status = C.WF_STATUS_DETECT
+)
+
+// String is the code's name as the header spells it ("WF_STATUS_INVALID_ARGUMENT").
+func (s Status) String() string { return C.GoString(C.wf_status_name(C.uint32_t(s))) }
+
+// Error is a failed call: its status and the library's message.
+type Error struct {
+	Status  Status
+	Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("weightflow: %s: %s", e.Status, e.Message) }
+
+// ErrClosed is returned by calls on a Detector after Close.
+var ErrClosed = errors.New("weightflow: detector is closed")
+
+// abiErr is set when the loaded library's ABI differs from the header this package was built against.
+var abiErr error
+
+func init() {
+	if got := uint32(C.wf_abi_version()); got != C.WF_ABI_VERSION {
+		abiErr = fmt.Errorf("weightflow: the loaded library has ABI %d, this package was built against %d",
+			got, C.WF_ABI_VERSION)
+	}
+}
+
+// ABIVersion is the loaded library's ABI version (wf_abi_version).
+func ABIVersion() uint32 { return uint32(C.wf_abi_version()) }
+
+// Version is the loaded library's version ("MAJOR.MINOR.PATCH").
+func Version() string { return C.GoString(C.wf_version()) }
+
+// takeError turns a failed call's status and owned wf_error into a Go error, releasing the wf_error.
+func takeError(status C.wf_status, cerr *C.wf_error) error {
+	e := &Error{Status: Status(status), Message: "(no detail)"}
+	if cerr != nil {
+		e.Message = C.GoString(C.wf_error_message(cerr))
+		C.wf_error_free(cerr)
+	}
+	return e
+}
+
+// Options say how to open a bundle; the zero value means all defaults.
+type Options struct {
+	// OnnxruntimePath is the onnxruntime shared library; empty uses the ORT_DYLIB_PATH environment variable.
+	OnnxruntimePath string
+	// Threads is onnxruntime's intra-op thread count; 0 lets onnxruntime choose.
+	Threads uint32
+}
+
+// Info describes an opened bundle.
+type Info struct {
+	NFeatures, NClasses, NParams, EnsembleSize int
+	WindowSizes                                []int
+	BundleVersion, ABIVersion                  uint32
+}
+
+// Score is the verdict on one window.
+type Score struct {
+	PValue, Statistic, Threshold, Disagreement, EntropyP float64
+	EnsembleSize                                         int
+	IsShift                                              bool
+}
+
+// Detector is an opened bundle. Safe for concurrent use; Close it when done.
+type Detector struct {
+	mu   sync.RWMutex // Score/Generate hold it shared; Close exclusively, so no call races wf_detector_free
+	ptr  *C.wf_detector
+	info Info
+}
+
+// Open opens the bundle at path. opts may be nil.
+func Open(path string, opts *Options) (*Detector, error) {
+	if abiErr != nil {
+		return nil, abiErr
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	o := C.wf_open_options_default()
+	if opts != nil {
+		if opts.OnnxruntimePath != "" {
+			cort := C.CString(opts.OnnxruntimePath)
+			defer C.free(unsafe.Pointer(cort))
+			o.onnxruntime_path = cort
+		}
+		o.threads = C.uint32_t(opts.Threads)
+	}
+	var ptr *C.wf_detector
+	var cerr *C.wf_error
+	if status := C.wf_detector_open(cpath, &o, &ptr, &cerr); status != C.WF_STATUS_OK {
+		return nil, takeError(status, cerr)
+	}
+	var ci C.wf_info
+	if status := C.wf_detector_info(ptr, &ci, &cerr); status != C.WF_STATUS_OK {
+		C.wf_detector_free(ptr)
+		return nil, takeError(status, cerr)
+	}
+	d := &Detector{ptr: ptr, info: Info{
+		NFeatures:     int(ci.n_features),
+		NClasses:      int(ci.n_classes),
+		NParams:       int(ci.n_params),
+		EnsembleSize:  int(ci.ensemble_size),
+		BundleVersion: uint32(ci.bundle_version),
+		ABIVersion:    uint32(ci.abi_version),
+	}}
+	for _, s := range unsafe.Slice(ci.window_sizes, int(ci.n_window_sizes)) {
+		d.info.WindowSizes = append(d.info.WindowSizes, int(s))
+	}
+	runtime.SetFinalizer(d, (*Detector).Close)
+	return d, nil
+}
+
+// Info describes the bundle (copied at Open; valid after Close).
+func (d *Detector) Info() Info { return d.info }
+
+// Score scores one window: rows holds len(rows)/nCols raw inputs of nCols features each, row-major. The same
+// bundle, rows and seed give the same score.
+func (d *Detector) Score(rows []float32, nCols int, seed uint64) (Score, error) {
+	if nCols <= 0 || len(rows)%nCols != 0 {
+		return Score{}, &Error{StatusInvalidArgument, fmt.Sprintf("%d values are not rows of %d features", len(rows), nCols)}
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.ptr == nil {
+		return Score{}, ErrClosed
+	}
+	var data *C.float
+	if len(rows) > 0 {
+		data = (*C.float)(unsafe.Pointer(&rows[0]))
+	}
+	var cs C.wf_score
+	var cerr *C.wf_error
+	status := C.wf_detector_score(d.ptr, data, C.size_t(len(rows)/nCols), C.size_t(nCols), C.uint64_t(seed), &cs, &cerr)
+	runtime.KeepAlive(rows)
+	if status != C.WF_STATUS_OK {
+		return Score{}, takeError(status, cerr)
+	}
+	return Score{
+		PValue:       float64(cs.p_value),
+		Statistic:    float64(cs.statistic),
+		Threshold:    float64(cs.threshold),
+		Disagreement: float64(cs.disagreement),
+		EntropyP:     float64(cs.entropy_p),
+		EnsembleSize: int(cs.ensemble_size),
+		IsShift:      bool(cs.is_shift),
+	}, nil
+}
+
+// Generate returns n classifiers' flat weights, n × Info().NParams values row-major, from seed.
+func (d *Detector) Generate(n int, seed uint64) ([]float32, error) {
+	if n <= 0 {
+		return nil, &Error{StatusInvalidArgument, fmt.Sprintf("n is %d: generate at least one classifier", n)}
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.ptr == nil {
+		return nil, ErrClosed
+	}
+	out := make([]float32, n*d.info.NParams)
+	var data *C.float
+	if len(out) > 0 {
+		data = (*C.float)(unsafe.Pointer(&out[0]))
+	}
+	var cerr *C.wf_error
+	status := C.wf_detector_generate(d.ptr, C.size_t(n), C.uint64_t(seed), data, C.size_t(len(out)), &cerr)
+	if status != C.WF_STATUS_OK {
+		return nil, takeError(status, cerr)
+	}
+	return out, nil
+}
+
+// Close releases the detector; later calls return ErrClosed. Closing twice is harmless.
+func (d *Detector) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ptr != nil {
+		C.wf_detector_free(d.ptr)
+		d.ptr = nil
+		runtime.SetFinalizer(d, nil)
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+//! A real, calibrated bundle through the C ABI: open, info, generation and scores identical to the Rust
+//! runtime's (also from 8 threads at once), and the window checks in front of scoring. Skips (and says so) without onnxruntime.
+#![cfg(all(feature = "train", feature = "runtime"))]
+
+// Shared with tests/runtime.rs, which also uses its onnx.checker helper.
+#[allow(dead_code)]
+#[path = "support/ort.rs"]
+mod ort_support;
+
+use std::ffi::{CStr, CString};
+
+use candle_core::Device;
+use ndarray::{s, Array1, Array2, Array3, Axis};
+use rand::Rng as _;
+use weightflow::bundle::{Bundle, Manifest, PoolSpec};
+use weightflow::capi::*;
+use weightflow::classifier::{Activation, Mlp};
+use weightflow::data::Standardizer;
+use weightflow::detect::{EnsembleConfig, EnsembleDetector};
+use weightflow::flow::{train_meta, Coupling, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
+use weightflow::rng;
+use weightflow::runtime::{Detector, OpenOptions};
+use weightflow::space::{KaimingUniform, Layout, Source};
+
+/// A bundle of a briefly trained CFM meta-model over 3-4-2 MLPs (any weights do: the tests compare two
+/// paths to one generator), written under `dir`.
+fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
+    let layout = Layout::parse("3-4-2").unwrap();
+    let mut r = rng::rng(9);
+    let mut traj = Array3::<f32>::zeros((16, 2, layout.dim()));
+    for run in 0..16 {
+        let init = KaimingUniform.sample(&layout, 1, &mut r);
+        traj.slice_mut(s![run, 0, ..]).assign(&init.row(0));
+        traj.slice_mut(s![run, 1, ..]).assign(&(&init.row(0) * 2.0 + 0.3));
+    }
+    let cfg = MetaTrainConfig {
+        prediction: Prediction::Endpoint,
+        coupling: Coupling::Independent,
+        net: NetConfig { hidden: vec![16], time_dim: 8, cond_dim: 0 },
+        batch_size: 8,
+        steps: 10,
+        seed: 3,
+        ..MetaTrainConfig::for_objective(Objective::Cfm)
+    };
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap();
+    // f and the pool drawn from the model; P and the null windows random rows; calibrated for windows of 5.
+    let f = model.generate(1, Sampler::Euler, 4, 99).unwrap().row(0).to_owned();
+    let mut r = rng::rng(4);
+    let p_ref = Array2::from_shape_fn((30, 3), |_| r.random_range(-1.0f32..1.0));
+    let null = Array2::from_shape_fn((40, 3), |_| r.random_range(-1.0f32..1.0));
+    let mlp = Mlp::new(layout.clone(), Activation::default());
+    let pool = model.generate(40, Sampler::Euler, 4, 17).unwrap();
+    let ens = EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool, ensemble_config()).unwrap();
+    let calibration = ens.calibrate(null.view(), &[5], 20, 1).unwrap();
+    let p_labels =
+        mlp.predict(f.view().insert_axis(Axis(0)), p_ref.view()).unwrap().row(0).iter().map(|&c| c as u32).collect();
+    let bundle = Bundle {
+        manifest: Manifest {
+            format_version: 0,
+            producer: "tests/capi_runtime.rs".into(),
+            classifier: Mlp::new(layout.clone(), Activation::default()),
+            standardizer: Standardizer { mean: vec![0.0; 3], std: vec![1.0; 3] },
+            source: model.config().source,
+            sampler: Sampler::Euler,
+            steps: 4,
+            pool: PoolSpec { size: 40, seed: 17 },
+            ensemble: ensemble_config(),
+            calibration,
+            sections: Vec::new(),
+        },
+        onnx: model.to_onnx().unwrap(),
+        f: Array1::from(f.to_vec()),
+        p_ref,
+        p_labels,
+    };
+    let path = dir.join("tiny.wfb");
+    bundle.write(&path).unwrap();
+    path
+}
+
+fn take(err: *mut wf_error) -> (wf_status, String) {
+    assert!(!err.is_null());
+    // SAFETY: a live error handed back by a failed call; freed once.
+    unsafe {
+        let out = (wf_error_status(err), CStr::from_ptr(wf_error_message(err)).to_str().unwrap().to_owned());
+        wf_error_free(err);
+        out
+    }
+}
+
+/// Members of a briefly trained model vote without an accuracy floor (as in tests/runtime.rs).
+fn ensemble_config() -> EnsembleConfig {
+    EnsembleConfig { ensemble_size: 16, floor: 0.0, ..EnsembleConfig::untilted() }
+}
+
+/// Scores through the C ABI.
+fn score(det: *const wf_detector, rows: &[f32], seed: u64) -> wf_score {
+    let mut out = std::mem::MaybeUninit::<wf_score>::uninit();
+    let mut err = std::ptr::null_mut();
+    // SAFETY: live detector, rows.len() floats, out slot.
+    let status = unsafe { wf_detector_score(det, rows.as_ptr(), rows.len() / 3, 3, seed, out.as_mut_ptr(), &mut err) };
+    assert_eq!(status, wf_status::Ok, "{:?}", (!err.is_null()).then(|| take(err)));
+    // SAFETY: written on success.
+    unsafe { out.assume_init() }
+}
+
+/// Generates through the C ABI into a fresh buffer.
+fn generate(det: *const wf_detector, n: usize, seed: u64, n_params: usize) -> Vec<f32> {
+    let mut out = vec![f32::NAN; n * n_params];
+    let mut err = std::ptr::null_mut();
+    // SAFETY: live detector, buffer of out.len() floats.
+    let status = unsafe { wf_detector_generate(det, n, seed, out.as_mut_ptr(), out.len(), &mut err) };
+    assert_eq!(status, wf_status::Ok, "{:?}", (!err.is_null()).then(|| take(err)));
+    out
+}
+
+#[test]
+fn the_c_abi_generates_and_scores_as_the_rust_runtime_does() {
+    let Some(lib) = ort_support::library_or_skip("the_c_abi_generates_and_scores_as_the_rust_runtime_does") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_bundle(dir.path());
+    let rust = Detector::open(&path, &OpenOptions { onnxruntime: Some(lib.clone()), threads: 1 }).unwrap();
+
+    let c_path = CString::new(path.to_str().unwrap()).unwrap();
+    let c_lib = CString::new(lib.to_str().unwrap()).unwrap();
+    let mut options = wf_open_options_default();
+    options.onnxruntime_path = c_lib.as_ptr();
+    options.threads = 1;
+    let mut det = std::ptr::null_mut();
+    let mut err = std::ptr::null_mut();
+    // SAFETY: valid strings and out slots.
+    let status = unsafe { wf_detector_open(c_path.as_ptr(), &options, &mut det, &mut err) };
+    assert_eq!(status, wf_status::Ok, "{:?}", (!err.is_null()).then(|| take(err)));
+
+    let mut info = std::mem::MaybeUninit::<wf_info>::uninit();
+    // SAFETY: live detector and out slot; window_sizes lives as long as the detector.
+    let (info, sizes) = unsafe {
+        assert_eq!(wf_detector_info(det, info.as_mut_ptr(), std::ptr::null_mut()), wf_status::Ok);
+        let info = info.assume_init();
+        (info, std::slice::from_raw_parts(info.window_sizes, info.n_window_sizes).to_vec())
+    };
+    let expected = rust.info();
+    assert_eq!(
+        (info.n_features, info.n_classes, info.n_params, info.ensemble_size, info.bundle_version),
+        (expected.n_features, expected.n_classes, expected.n_params, expected.ensemble_size, expected.bundle_version)
+    );
+    assert_eq!(sizes, expected.window_sizes);
+
+    // Same seed → the same weights as the Rust call, bit for bit.
+    let want = rust.generate(5, 21).unwrap();
+    assert_eq!(generate(det, 5, 21, info.n_params), want.iter().copied().collect::<Vec<_>>());
+
+    // 8 threads on one detector give what one thread gives.
+    let sequential: Vec<Vec<f32>> = (0..16).map(|seed| generate(det, 3, seed, info.n_params)).collect();
+    let shared = det as usize;
+    let parallel: Vec<(u64, Vec<f32>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8u64)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..16)
+                        .step_by(8)
+                        .map(|seed| (seed, generate(shared as *const wf_detector, 3, seed, info.n_params)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(parallel.len(), 16);
+    for (seed, got) in parallel {
+        assert_eq!(got, sequential[seed as usize], "seed {seed}");
+    }
+
+    // Scores: the C ABI gives exactly the Rust runtime's verdict, and 8 threads give what one thread gives.
+    let mut r = rng::rng(8);
+    let windows: Vec<Vec<f32>> = (0..16).map(|_| (0..15).map(|_| r.random_range(-3.0f32..3.0)).collect()).collect();
+    let sequential: Vec<wf_score> = windows.iter().enumerate().map(|(i, w)| score(det, w, i as u64)).collect();
+    for (i, w) in windows.iter().enumerate() {
+        let want = rust.score(ndarray::ArrayView2::from_shape((5, 3), w).unwrap(), i as u64).unwrap();
+        let got = sequential[i];
+        assert_eq!(
+            (
+                got.p_value,
+                got.statistic,
+                got.threshold,
+                got.is_shift,
+                got.disagreement,
+                got.entropy_p,
+                got.ensemble_size
+            ),
+            (
+                want.p_value,
+                want.statistic,
+                want.threshold,
+                want.is_shift,
+                want.disagreement,
+                want.entropy_p,
+                want.ensemble_size
+            ),
+            "window {i}"
+        );
+    }
+    let parallel: Vec<(usize, wf_score)> = std::thread::scope(|s| {
+        let windows = &windows;
+        let handles: Vec<_> = (0..8usize)
+            .map(|t| {
+                s.spawn(move || {
+                    (t..16)
+                        .step_by(8)
+                        .map(|i| (i, score(shared as *const wf_detector, &windows[i], i as u64)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(parallel.len(), 16);
+    for (i, got) in parallel {
+        assert_eq!(got, sequential[i], "window {i}");
+    }
+    // The fixture window is the one with the smallest p-value, so that agreement is not agreement on p = 1.
+    let lowest = (0..windows.len()).min_by(|&a, &b| sequential[a].p_value.total_cmp(&sequential[b].p_value)).unwrap();
+    write_fixture_if_asked(&path, &windows[lowest], lowest as u64, &rust);
+
+    // A window size without calibration is the detector's refusal.
+    let mut err = std::ptr::null_mut();
+    let mut out = std::mem::MaybeUninit::<wf_score>::uninit();
+    // SAFETY: live detector, 6 rows of 3 floats, out slot.
+    let s = unsafe { wf_detector_score(det, [0.1f32; 18].as_ptr(), 6, 3, 0, out.as_mut_ptr(), &mut err) };
+    assert_eq!((s, take(err).0), (wf_status::Detect, wf_status::Detect));
+
+    // The window checks run before scoring: a wrong width and a NaN are refused with their own messages.
+    let mut score = std::mem::MaybeUninit::<wf_score>::uninit();
+    let wide = [0.5f32; 8];
+    let mut nan = [0.5f32; 6];
+    nan[4] = f32::NAN;
+    // SAFETY: live detector, buffers of the stated sizes, out slot.
+    unsafe {
+        let s = wf_detector_score(det, wide.as_ptr(), 2, 4, 0, score.as_mut_ptr(), &mut err);
+        assert_eq!((s, take(err).1.contains("takes 3 features")), (wf_status::InvalidArgument, true));
+        let s = wf_detector_score(det, nan.as_ptr(), 2, 3, 0, score.as_mut_ptr(), &mut err);
+        assert_eq!((s, take(err).1.contains("rows[1][1]")), (wf_status::InvalidArgument, true));
+        wf_detector_free(det);
+    }
+}
+
+/// With `WF_WRITE_FIXTURE=DIR` (scripts/test-bindings.sh sets it), leaves the bundle, one window and the Rust
+/// runtime's score of it in DIR, for the C example and the Go and Java tests to reproduce.
+fn write_fixture_if_asked(bundle: &std::path::Path, window: &[f32], seed: u64, rust: &Detector) {
+    let Some(dir) = std::env::var_os("WF_WRITE_FIXTURE") else { return };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(bundle, dir.join("bundle.wfb")).unwrap();
+    // `{}` prints the shortest text that parses back to the same f32 (strtof, Go and Java read it exactly).
+    let csv: String =
+        window.chunks(3).map(|r| r.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",") + "\n").collect();
+    std::fs::write(dir.join("window.csv"), csv).unwrap();
+    let s = rust.score(ndarray::ArrayView2::from_shape((window.len() / 3, 3), window).unwrap(), seed).unwrap();
+    let expected = serde_json::json!({ "seed": seed, "p_value": s.p_value, "is_shift": s.is_shift });
+    std::fs::write(dir.join("expected.json"), expected.to_string()).unwrap();
+}
