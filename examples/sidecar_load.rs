@@ -90,8 +90,11 @@ fn run() -> Result<(), String> {
     let a = args()?;
     let splits = DatasetSpec::UciHeart.load(0).map_err(|e| e.to_string())?;
     let pools = [splits.shifted.as_ref().ok_or("uci-heart has no shifted split")?, &splits.test];
-    let samplers: Vec<WindowSampler> =
-        pools.iter().map(|p| WindowSampler::new(p, a.window, 1)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let samplers: Vec<WindowSampler> = pools
+        .iter()
+        .map(|p| WindowSampler::new(p, a.window, 1))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     let bodies: Vec<String> = (0..64u64)
         .map(|i| {
             let w = samplers[i as usize % 2].window(i);

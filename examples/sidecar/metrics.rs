@@ -53,7 +53,11 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         };
         counter("weightflow_windows_scored_total", "Windows scored.", self.windows_scored.load(Relaxed));
-        counter("weightflow_shifts_flagged_total", "Windows flagged as harmfully shifted.", self.shifts_flagged.load(Relaxed));
+        counter(
+            "weightflow_shifts_flagged_total",
+            "Windows flagged as harmfully shifted.",
+            self.shifts_flagged.load(Relaxed),
+        );
         counter("weightflow_rows_scored_total", "Input rows scored.", self.rows_scored.load(Relaxed));
         let _ = writeln!(out, "# HELP weightflow_http_responses_total HTTP responses by status code.");
         let _ = writeln!(out, "# TYPE weightflow_http_responses_total counter");

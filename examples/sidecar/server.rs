@@ -75,7 +75,9 @@ fn handle(mut request: Request, scorer: &dyn Scorer, metrics: &Metrics) {
         (Method::Get, "/healthz") => (200, "ok\n".to_owned(), "text/plain"),
         (Method::Get, "/metrics") => (200, metrics.render(), "text/plain; version=0.0.4"),
         (Method::Post, "/score") => score(&mut request, scorer, metrics),
-        (_, "/healthz" | "/metrics" | "/score") => json_error(405, &format!("{} {path} is not allowed", request.method())),
+        (_, "/healthz" | "/metrics" | "/score") => {
+            json_error(405, &format!("{} {path} is not allowed", request.method()))
+        }
         _ => json_error(404, &format!("no route {path}: try POST /score, GET /metrics or GET /healthz")),
     };
     metrics.response(code);

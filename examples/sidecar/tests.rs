@@ -56,17 +56,21 @@ fn routes_answer_and_bad_requests_get_4xx_with_a_message() {
     let addr = sidecar.addr;
     assert_eq!(request(addr, "GET", "/healthz", "text/plain", b""), (200, "ok\n".into()));
 
-    let (code, body) = request(addr, "POST", "/score", "application/json", br#"{"rows": [[0,0,1],[0,0,1]], "seed": 4}"#);
+    let (code, body) =
+        request(addr, "POST", "/score", "application/json", br#"{"rows": [[0,0,1],[0,0,1]], "seed": 4}"#);
     assert_eq!(code, 200, "{body}");
     let v = json(&body);
-    assert_eq!((v["p_value"].as_f64(), v["statistic"].as_f64(), v["rows"].as_u64()), (Some(1.0 / 3.0), Some(4.0), Some(2)));
+    assert_eq!(
+        (v["p_value"].as_f64(), v["statistic"].as_f64(), v["rows"].as_u64()),
+        (Some(1.0 / 3.0), Some(4.0), Some(2))
+    );
     let (code, body) = request(addr, "POST", "/score", "text/csv", b"a,b,c\n1,1,1\n");
     assert_eq!((code, json(&body)["is_shift"].as_bool()), (200, Some(true)));
 
     for (method, path, ct, body, want, needle) in [
         ("POST", "/score", "application/json", &b"{\"rows\": [[1,2]]}"[..], 400, "expected 3 features"),
         ("POST", "/score", "application/json", b"not json", 400, "bad JSON"),
-        ("POST", "/score", "text/csv", b"1,2,nan?\n", 400, "CSV line 1"),
+        ("POST", "/score", "text/csv", b"1,2,3\n4,x,6\n", 400, "CSV line 2"),
         ("GET", "/score", "text/plain", b"", 405, "not allowed"),
         ("GET", "/nowhere", "text/plain", b"", 404, "no route"),
     ] {
@@ -109,5 +113,53 @@ fn concurrent_clients_each_get_their_own_answer() {
     }
     let text = sidecar.metrics.render();
     assert!(text.lines().any(|l| l == "weightflow_windows_scored_total 200"), "{text}");
+    sidecar.shutdown();
+}
+
+/// The real thing: a calibrated bundle opened by the runtime, scored over HTTP by concurrent clients; every
+/// response equals the in-process `Detector::score` of the same window and seed.
+#[cfg(feature = "train")]
+#[test]
+fn a_real_bundle_scores_over_http_as_in_process() {
+    #[allow(dead_code)]
+    #[path = "../../tests/support/ort.rs"]
+    mod ort_support;
+    #[allow(dead_code)]
+    #[path = "../../tests/support/tiny_bundle.rs"]
+    mod tiny_bundle;
+    use rand::Rng as _;
+    use weightflow::runtime::{Detector, OpenOptions};
+
+    let Some(lib) = ort_support::library_or_skip("a_real_bundle_scores_over_http_as_in_process") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_bundle::write_bundle(dir.path());
+    let detector = Arc::new(Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1 }).unwrap());
+    let sidecar = serve(Arc::clone(&detector) as Arc<dyn Scorer>, "127.0.0.1:0", 4).unwrap();
+    let addr = sidecar.addr;
+
+    let mut r = weightflow::rng::rng(5);
+    let windows: Vec<Vec<Vec<f32>>> =
+        (0..24).map(|_| (0..5).map(|_| (0..3).map(|_| r.random_range(-3.0f32..3.0)).collect()).collect()).collect();
+    std::thread::scope(|scope| {
+        for (i, w) in windows.iter().enumerate() {
+            let detector = &detector;
+            scope.spawn(move || {
+                let body = serde_json::json!({ "rows": w, "seed": i }).to_string();
+                let (code, text) = request(addr, "POST", "/score", "application/json", body.as_bytes());
+                assert_eq!(code, 200, "{text}");
+                let flat: Vec<f32> = w.iter().flatten().copied().collect();
+                let want = detector.score(ArrayView2::from_shape((5, 3), &flat).unwrap(), i as u64).unwrap();
+                let v = json(&text);
+                assert_eq!(v["p_value"].as_f64(), Some(want.p_value), "{text}");
+                assert_eq!(v["is_shift"].as_bool(), Some(want.is_shift));
+                assert_eq!(v["ensemble_size"].as_u64(), Some(want.ensemble_size as u64));
+            });
+        }
+    });
+    // A window of a size the bundle was not calibrated for, and one with the wrong width: 400 with the reason.
+    let (code, text) = request(addr, "POST", "/score", "text/csv", b"1,2,3\n4,5,6\n");
+    assert_eq!(code, 400, "{text}");
+    let (code, text) = request(addr, "POST", "/score", "text/csv", b"1,2\n3,4\n5,6\n7,8\n9,10\n");
+    assert!(code == 400 && json(&text)["error"].as_str().unwrap().contains("takes 3"), "{text}");
     sidecar.shutdown();
 }
