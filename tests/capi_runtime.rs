@@ -3,7 +3,6 @@
 #![cfg(all(feature = "train", feature = "runtime"))]
 
 // Shared with tests/runtime.rs, which also uses its onnx.checker helper.
-#[allow(dead_code)]
 #[path = "support/ort.rs"]
 mod ort_support;
 

@@ -77,10 +77,8 @@ fn run() -> Result<(), String> {
     let detector = Detector::open(&a.bundle, &options).map_err(|e| e.to_string())?;
     let sidecar = server::serve(Arc::new(detector), &a.listen, a.threads)?;
     eprintln!("sidecar: serving {} on http://{} with {} threads", a.bundle.display(), sidecar.addr, a.threads);
-    // Serve until the process is stopped.
-    loop {
-        std::thread::park();
-    }
+    sidecar.wait();
+    Ok(())
 }
 
 #[cfg(test)]

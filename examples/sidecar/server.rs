@@ -26,7 +26,8 @@ pub struct Sidecar {
     workers: Vec<JoinHandle<()>>,
     /// The address it listens on (useful with port 0).
     pub addr: std::net::SocketAddr,
-    /// The counters `/metrics` reports.
+    /// The counters `/metrics` reports (read by the tests; the binary serves them over HTTP only).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub metrics: Arc<Metrics>,
 }
 
@@ -50,7 +51,15 @@ pub fn serve(scorer: Arc<dyn Scorer>, addr: &str, threads: usize) -> Result<Side
 }
 
 impl Sidecar {
+    /// Serve until the process is stopped: the workers never return while the server listens.
+    pub fn wait(self) {
+        for worker in self.workers {
+            let _ = worker.join();
+        }
+    }
+
     /// Stop accepting, let every worker finish its request, and join them.
+    #[cfg_attr(not(test), allow(dead_code))] // the binary runs until it is killed
     pub fn shutdown(self) {
         for _ in &self.workers {
             self.server.unblock();

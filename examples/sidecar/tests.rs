@@ -121,10 +121,8 @@ fn concurrent_clients_each_get_their_own_answer() {
 #[cfg(feature = "train")]
 #[test]
 fn a_real_bundle_scores_over_http_as_in_process() {
-    #[allow(dead_code)]
     #[path = "../../tests/support/ort.rs"]
     mod ort_support;
-    #[allow(dead_code)]
     #[path = "../../tests/support/tiny_bundle.rs"]
     mod tiny_bundle;
     use rand::Rng as _;

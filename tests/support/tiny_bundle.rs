@@ -13,10 +13,6 @@ use weightflow::flow::{train_meta, Coupling, MetaTrainConfig, NetConfig, Objecti
 use weightflow::rng;
 use weightflow::space::{KaimingUniform, Layout, Source};
 
-/// Features per row of the tiny bundle's classifier.
-#[allow(dead_code)]
-pub const FEATURES: usize = 3;
-
 /// A bundle of a briefly trained CFM meta-model over 3-4-2 MLPs (any weights do: the tests compare two
 /// paths to one generator), written under `dir`.
 pub fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
