@@ -6,9 +6,8 @@
 //! 150, 2) prints the relative errors of the mean and covariance over 8,192 generated samples — the base
 //! against N(μ, Σ) and against the tilt, the tuned model against the tilt — for three ODE samplers.
 
-use candle_core::Device;
 use ndarray::array;
-use weightflow::flow::{train_meta, Sampler};
+use weightflow::flow::Sampler;
 use weightflow::space::SourceKind;
 use weightflow::tune::{mean_and_covariance, AdjointMatching, GaussianToy, LinearReward};
 
@@ -22,13 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a = array![1.0, -1.0];
     let tilted = toy.tilted_linear(a.view(), lambda);
     let started = std::time::Instant::now();
-    let base = train_meta(
-        &GaussianToy::layout(),
-        toy.trajectories(source, 4096, 0).view(),
-        &GaussianToy::meta_config(source),
-        &Device::Cpu,
-        &mut |_, _, _| {},
-    )?;
+    let base = toy.train_base(source)?;
     println!("{source:?} source: base trained in {:.1} s", started.elapsed().as_secs_f64());
     let n = 8192;
     let report = |name: &str, samples: &ndarray::Array2<f32>, target: &GaussianToy| {

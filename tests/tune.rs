@@ -160,13 +160,7 @@ fn source_variance_matches_sampled_moments_and_sigma_the_closed_form() -> TestRe
 fn linear_reward_tilts_a_gaussian_meta_model_to_the_closed_form() -> TestResult {
     let toy = GaussianToy::standard();
     let source = SourceKind::Gaussian;
-    let base = train_meta(
-        &GaussianToy::layout(),
-        toy.trajectories(source, 4096, 0).view(),
-        &GaussianToy::meta_config(source),
-        &Device::Cpu,
-        &mut |_, _, _| {},
-    )?;
+    let base = toy.train_base(source)?;
     let (a, lambda) = (array![1.0, -1.0], 2.0);
     let tilted = toy.tilted_linear(a.view(), lambda);
     let base_samples = base.generate(8192, Sampler::Rk4, 50, 7)?;

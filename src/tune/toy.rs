@@ -72,6 +72,18 @@ impl GaussianToy {
         ndarray::stack(Axis(1), &[init.view(), finals.view()]).expect("equal shapes")
     }
 
+    /// The base meta-model of the closed-form check: a CFM over 4,096 toy "runs" from `source`, trained on the
+    /// CPU with [`Self::meta_config`] (what the test and `examples/tune_toy.rs` both tune).
+    pub fn train_base(&self, source: SourceKind) -> crate::flow::Result<crate::flow::MetaModel> {
+        crate::flow::train_meta(
+            &Self::layout(),
+            self.trajectories(source, 4096, 0).view(),
+            &Self::meta_config(source),
+            &candle_core::Device::Cpu,
+            &mut |_, _, _| {},
+        )
+    }
+
     /// The toy tilted by exp(λ a·θ): N(μ + λΣa, Σ).
     pub fn tilted_linear(&self, a: ArrayView1<f64>, lambda: f64) -> Self {
         Self { mean: &self.mean + &(self.cov.dot(&a) * lambda), cov: self.cov.clone() }
