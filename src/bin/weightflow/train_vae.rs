@@ -2,8 +2,8 @@
 //! decoded classifiers keep the originals' accuracy.
 //!
 //! JSON (schema `train-vae/1`): `out`, `train_seconds`, `final_loss`, `heldout_loss`, `config`, and
-//! `heldout` / `train` — the [`ReconstructionAccuracy`] on the held-out test split of the held-out runs and of
-//! (up to as many) training runs.
+//! `heldout` / `train` — the [`ReconstructionAccuracy`] on the data set's held-out test split of the held-out
+//! runs and of the first [`TRAIN_SAMPLE`] training runs.
 
 use std::path::PathBuf;
 
@@ -16,6 +16,9 @@ use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::{kebab, widths};
 use crate::output;
+
+/// Training runs whose reconstruction is reported beside the held-out ones.
+const TRAIN_SAMPLE: usize = 256;
 
 /// Command-line arguments of `train-vae`; unset settings take [`AutoencoderConfig::default`]'s values.
 #[derive(Debug, clap::Args)]
@@ -76,7 +79,7 @@ impl Args {
     }
 }
 
-/// Decoded against original accuracy on the test split for runs `rows` of the aligned finals.
+/// Decoded against original accuracy on the test split, for aligned `finals` `[M, D]`.
 fn compare(
     ae: &WeightAutoencoder,
     mlp: &Mlp,
@@ -133,7 +136,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         0 => None,
         _ => Some(compare(&ae, &mlp, &data, finals.slice(s![n_train.., ..]))?),
     };
-    let train = compare(&ae, &mlp, &data, finals.slice(s![..n_train.min(cfg.heldout.max(256)), ..]))?;
+    let train = compare(&ae, &mlp, &data, finals.slice(s![..n_train.min(TRAIN_SAMPLE), ..]))?;
     if let Some(h) = &heldout {
         describe("held-out", h);
     }
