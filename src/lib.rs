@@ -13,7 +13,7 @@
 //! | classifier | [`classifier`] | the MLP family: batched forward of M classifiers, CE/DCE/ℓ_cdc and their gradients |
 //! | onnx | [`onnx`] | ONNX graphs of a meta-model's velocity field (prost types of the ONNX schema) |
 //! | train | [`train`] | batched base-model training runs with candle, checkpoint trajectories on disk |
-//! | flow | [`flow`] | meta-models over weight space: CFM, MMFM and JKO objectives, ODE samplers, save/load |
+//! | flow | [`flow`] | meta-models over weight space: CFM, MMFM and JKO objectives, ODE samplers, save/load, weight autoencoder |
 //! | tune | [`tune`] | reward fine-tuning by adjoint matching: task CE and CDC rewards, tilted meta-models |
 //! | detect | [`detect`] | shift tests: ensemble statistics, KS, calibration, p-values, meta-detectron, baselines |
 //! | eval | [`eval`] | generated classifiers against trained ones: accuracy, diversity, collapse, W1, path loss, SVG |

@@ -227,3 +227,44 @@ fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::erro
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("meta-detectron"));
     Ok(())
 }
+
+#[test]
+fn train_vae_writes_an_autoencoder_and_reports_reconstruction() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (traj, vae) = (dir.path().join("t"), dir.path().join("v"));
+    let status = weightflow()
+        .args(["train-base", "--dataset", "uci-heart", "--arch", "9-4-2", "--runs", "24", "--checkpoints", "2"])
+        .args(["--epochs", "3", "--quiet", "--out"])
+        .arg(&traj)
+        .status()?;
+    assert!(status.success());
+    let out = weightflow()
+        .args(["train-vae", "--latent-dim", "3", "--hidden", "16", "--steps", "20", "--heldout", "4", "--quiet"])
+        .args(["--json", "--trajectories"])
+        .arg(&traj)
+        .arg("--out")
+        .arg(&vae)
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["schema"], "train-vae/1");
+    assert_eq!(v["config"]["latent_dim"], 3);
+    for part in ["heldout", "train"] {
+        for key in ["original", "reconstructed"] {
+            let a = v[part][key]["mean"].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&a), "{part}.{key} = {}", v[part][key]);
+        }
+    }
+    assert!(vae.join("autoencoder.json").exists() && vae.join("autoencoder.safetensors").exists());
+    // As many held-out runs as runs: a clear error, exit 1.
+    let out = weightflow()
+        .args(["train-vae", "--heldout", "24", "--steps", "1", "--quiet", "--trajectories"])
+        .arg(&traj)
+        .arg("--out")
+        .arg(dir.path().join("w"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("heldout") && !stderr.contains("panicked"), "{stderr}");
+    Ok(())
+}

@@ -43,6 +43,7 @@ mod diversity;
 mod error;
 mod finetune;
 mod path;
+mod reconstruction;
 mod report;
 mod splits;
 mod svg;
@@ -55,6 +56,7 @@ pub use diversity::{error_iou, mean_pairwise_disagreement};
 pub use error::Error;
 pub use finetune::{steps_to_accuracy, FinetuneConfig, InitSteps, Labelled};
 pub use path::{path_loss, PathPoint};
+pub use reconstruction::{reconstruction_accuracy, ReconstructionAccuracy};
 pub use report::{
     evaluate_generation, w1_per_marginal, AccuracySummary, BestOfK, GenerationConfig, GenerationInputs,
     GenerationReport, InitStepsReport, InitTarget, Pair, W1Marginals, W1Report,

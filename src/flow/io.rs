@@ -120,6 +120,108 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io("rename", path))
 }
 
+/// The safetensors bytes of f32 `weights` (deterministic: sorted names, little-endian); `file` names the file
+/// in errors.
+pub(crate) fn safetensors_bytes(weights: &[(String, Tensor)], file: &str) -> Result<Vec<u8>> {
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, t) in weights {
+        let vals = t.flatten_all().and_then(|f| f.to_vec1::<f32>()).op("read weights")?;
+        owned.push((name.clone(), t.dims().to_vec(), vals.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    }
+    owned.sort_by(|a, b| a.0.cmp(&b.0));
+    let path = PathBuf::from(file);
+    let views = owned
+        .iter()
+        .map(|(n, shape, bytes)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| Error::Safetensors { path: path.clone(), source })?;
+    safetensors::serialize(views, None).map_err(|source| Error::Safetensors { path, source })
+}
+
+/// Reads the manifest at `json_path` as loose JSON after checking its `format` and `version` fields, so that
+/// a newer file says so instead of failing on a field this build does not know.
+pub(crate) fn read_checked_manifest(json_path: &Path, format: &'static str, version: u32) -> Result<serde_json::Value> {
+    let json = std::fs::read(json_path).map_err(io("read", json_path))?;
+    let loose: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|source| Error::Json { path: json_path.to_path_buf(), source })?;
+    let got = loose.get("format").and_then(|v| v.as_str()).unwrap_or("");
+    if got != format {
+        return Err(Error::Format { path: json_path.to_path_buf(), expected: format, got: got.into() });
+    }
+    let got = loose.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+    if got != u64::from(version) {
+        return Err(Error::Version {
+            path: json_path.to_path_buf(),
+            expected: version,
+            got: got.try_into().unwrap_or(u32::MAX),
+        });
+    }
+    Ok(loose)
+}
+
+/// Reads the weights file `w_path`, checks its sha256 against `sha256` and that it holds exactly the
+/// `expected` `(name, shape)` f32 tensors, and returns them in `expected`'s order on `device`.
+pub(crate) fn read_checked_tensors(
+    w_path: &Path,
+    sha256: &str,
+    expected: &[(String, Vec<usize>)],
+    device: &Device,
+) -> Result<Vec<(String, Tensor)>> {
+    let bytes = std::fs::read(w_path).map_err(io("read", w_path))?;
+    let got = hex(&Sha256::digest(&bytes));
+    if got != sha256 {
+        return Err(Error::Checksum { path: w_path.to_path_buf(), expected: sha256.into(), got });
+    }
+    let st =
+        SafeTensors::deserialize(&bytes).map_err(|source| Error::Safetensors { path: w_path.to_path_buf(), source })?;
+    let tensor_err =
+        |name: &str, reason: String| Error::Tensor { path: w_path.to_path_buf(), name: name.into(), reason };
+    let mut in_file: Vec<String> = st.names().into_iter().map(String::from).collect();
+    in_file.sort();
+    for name in &in_file {
+        if !expected.iter().any(|(n, _)| n == name) {
+            return Err(tensor_err(name, "not a tensor of the manifest's network".into()));
+        }
+    }
+    let mut weights = Vec::with_capacity(expected.len());
+    for (name, shape) in expected {
+        let view = st.tensor(name).map_err(|_| tensor_err(name, "missing".into()))?;
+        if view.dtype() != Dtype::F32 {
+            return Err(tensor_err(name, format!("dtype {:?}, expected F32", view.dtype())));
+        }
+        if view.shape() != shape.as_slice() {
+            return Err(tensor_err(name, format!("shape {:?}, expected {shape:?}", view.shape())));
+        }
+        let vals: Vec<f32> =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let t = Tensor::from_vec(vals, shape.as_slice(), device).op("load weights")?;
+        weights.push((name.clone(), t));
+    }
+    Ok(weights)
+}
+
+/// Writes `weights` to `dir/weights_file`, then `manifest` (built from the weights' sha256) to
+/// `dir/manifest_file`, creating `dir` if missing.
+pub(crate) fn save_pair<M: Serialize>(
+    dir: &Path,
+    weights_file: &str,
+    manifest_file: &str,
+    weights: &[(String, Tensor)],
+    manifest: impl FnOnce(String) -> M,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(io("create dir", dir))?;
+    let bytes = safetensors_bytes(weights, weights_file)?;
+    let digest = hex(&Sha256::digest(&bytes));
+    write_atomic(&dir.join(weights_file), &bytes)?;
+    let json_path = dir.join(manifest_file);
+    let mut json = serde_json::to_vec_pretty(&manifest(digest))
+        .map_err(|source| Error::Json { path: json_path.clone(), source })?;
+    json.push(b'\n');
+    write_atomic(&json_path, &json)
+}
+
 impl MetaModel {
     /// The manifest this model saves with `activation`, for the weights file digest `weights_sha256`.
     fn manifest(&self, activation: &str, weights_sha256: String) -> MetaManifest {
@@ -151,59 +253,20 @@ impl MetaModel {
 
     /// The bytes of `meta.safetensors` (deterministic: sorted names, f32 little-endian).
     fn weight_bytes(&self) -> Result<Vec<u8>> {
-        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (name, t) in self.weights() {
-            let vals = t.flatten_all().and_then(|f| f.to_vec1::<f32>()).op("read weights")?;
-            owned.push((name.clone(), t.dims().to_vec(), vals.iter().flat_map(|v| v.to_le_bytes()).collect()));
-        }
-        owned.sort_by(|a, b| a.0.cmp(&b.0));
-        let path = PathBuf::from(META_WEIGHTS);
-        let views = owned
-            .iter()
-            .map(|(n, shape, bytes)| {
-                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (n.clone(), v))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|source| Error::Safetensors { path: path.clone(), source })?;
-        safetensors::serialize(views, None).map_err(|source| Error::Safetensors { path, source })
+        safetensors_bytes(self.weights(), META_WEIGHTS)
     }
 
     /// Saves to `dir` (created if missing): `meta.safetensors`, then `meta.json` recording `activation`
     /// (the base classifiers' hidden activation, e.g. `"relu"`).
     pub fn save(&self, dir: &Path, activation: &str) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(io("create dir", dir))?;
-        let bytes = self.weight_bytes()?;
-        let digest = hex(&Sha256::digest(&bytes));
-        write_atomic(&dir.join(META_WEIGHTS), &bytes)?;
-        let manifest = self.manifest(activation, digest);
-        let json_path = dir.join(META_MANIFEST);
-        let mut json =
-            serde_json::to_vec_pretty(&manifest).map_err(|source| Error::Json { path: json_path.clone(), source })?;
-        json.push(b'\n');
-        write_atomic(&json_path, &json)
+        save_pair(dir, META_WEIGHTS, META_MANIFEST, self.weights(), |digest| self.manifest(activation, digest))
     }
 
     /// Loads a model saved by [`Self::save`] onto `device`, checking format, version, the weights' sha256
     /// and every tensor's name, dtype and shape.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let json_path = dir.join(META_MANIFEST);
-        let json = std::fs::read(&json_path).map_err(io("read", &json_path))?;
-        // Check format and version on a loose parse first, so that a newer file says so instead of failing
-        // on a field this build does not know.
-        let loose: serde_json::Value =
-            serde_json::from_slice(&json).map_err(|source| Error::Json { path: json_path.clone(), source })?;
-        let format = loose.get("format").and_then(|v| v.as_str()).unwrap_or("");
-        if format != META_FORMAT {
-            return Err(Error::Format { path: json_path, expected: META_FORMAT, got: format.into() });
-        }
-        let version = loose.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if version != u64::from(META_VERSION) {
-            return Err(Error::Version {
-                path: json_path,
-                expected: META_VERSION,
-                got: version.try_into().unwrap_or(u32::MAX),
-            });
-        }
+        let loose = read_checked_manifest(&json_path, META_FORMAT, META_VERSION)?;
         let m: MetaManifest =
             serde_json::from_value(loose).map_err(|source| Error::Json { path: json_path.clone(), source })?;
         if m.training.objective != m.objective || m.training.net != m.net || m.training.source != m.source {
@@ -217,37 +280,8 @@ impl MetaModel {
         }
 
         m.training.validate(m.checkpoints)?;
-        let w_path = dir.join(META_WEIGHTS);
-        let bytes = std::fs::read(&w_path).map_err(io("read", &w_path))?;
-        let got = hex(&Sha256::digest(&bytes));
-        if got != m.weights_sha256 {
-            return Err(Error::Checksum { path: w_path, expected: m.weights_sha256, got });
-        }
-        let st =
-            SafeTensors::deserialize(&bytes).map_err(|source| Error::Safetensors { path: w_path.clone(), source })?;
         let expected = super::net::expected_tensors(m.layout.dim(), &m.net, m.objective == Objective::Jko)?;
-        let tensor_err = |name: &str, reason: String| Error::Tensor { path: w_path.clone(), name: name.into(), reason };
-        let mut in_file: Vec<String> = st.names().into_iter().map(String::from).collect();
-        in_file.sort();
-        for name in &in_file {
-            if !expected.iter().any(|(n, _)| n == name) {
-                return Err(tensor_err(name, "not a tensor of the manifest's network".into()));
-            }
-        }
-        let mut weights = Vec::with_capacity(expected.len());
-        for (name, shape) in &expected {
-            let view = st.tensor(name).map_err(|_| tensor_err(name, "missing".into()))?;
-            if view.dtype() != Dtype::F32 {
-                return Err(tensor_err(name, format!("dtype {:?}, expected F32", view.dtype())));
-            }
-            if view.shape() != shape.as_slice() {
-                return Err(tensor_err(name, format!("shape {:?}, expected {shape:?}", view.shape())));
-            }
-            let vals: Vec<f32> =
-                view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            let t = Tensor::from_vec(vals, shape.as_slice(), device).op("load weights")?;
-            weights.push((name.clone(), t));
-        }
+        let weights = read_checked_tensors(&dir.join(META_WEIGHTS), &m.weights_sha256, &expected, device)?;
         let info = ModelInfo {
             layout: m.layout,
             config: m.training,

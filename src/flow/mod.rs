@@ -20,8 +20,11 @@
 //! 7. [`MetaModel::to_onnx`]: the velocity field as an ONNX graph in θ space, for the runtime.
 //! 8. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]; a
 //!    reward fine-tuned model also records its [`TuningRecord`]).
+//! 8. [`WeightAutoencoder`] ([`train_autoencoder`]): an encoder/decoder between weights and a small latent,
+//!    with the decoder's vector-Jacobian product for gradients through it.
 
 mod align;
+mod autoenc;
 mod config;
 mod coupling;
 mod error;
@@ -37,6 +40,10 @@ mod spline;
 mod train;
 
 pub use align::align_trajectories;
+pub use autoenc::{
+    autoencoder_inputs, train_autoencoder, AutoencoderConfig, AutoencoderManifest, WeightAutoencoder,
+    AUTOENCODER_FORMAT, AUTOENCODER_MANIFEST, AUTOENCODER_VERSION, AUTOENCODER_WEIGHTS,
+};
 pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDPOINT_MIN_GAP};
 pub use coupling::{ot_pairing, squared_distances, Coupling};
 pub use error::{Error, Result};

@@ -59,7 +59,7 @@ impl NetConfig {
 
 /// A linear layer `[out, in]` whose parameters are created zero (cheap, no unseeded RNG) and set by
 /// [`seeded_init`].
-fn linear(d_in: usize, d_out: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
+pub(crate) fn linear(d_in: usize, d_out: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
     let w = vb.get_with_hints((d_out, d_in), "weight", Init::Const(0.0))?;
     let b = vb.get_with_hints(d_out, "bias", Init::Const(0.0))?;
     Ok(Linear::new(w, Some(b)))

@@ -14,6 +14,7 @@ mod output;
 mod quickstart;
 mod train_base;
 mod train_meta;
+mod train_vae;
 mod tune;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Command {
     Info(info::Args),
     /// Train a flow meta-model (CFM, MMFM or JKO) on a trajectory set.
     TrainMeta(train_meta::Args),
+    /// Train a weight autoencoder (flattened weights ↔ a small latent) on a trajectory set.
+    TrainVae(train_vae::Args),
     /// Fine-tune a meta-model towards a reward (task cross entropy or CDC) by adjoint matching.
     Tune(tune::Args),
     /// Generate classifiers from a meta-model.
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::TrainBase(a) => train_base::run(a),
         Command::Info(a) => info::run(a),
         Command::TrainMeta(a) => train_meta::run(a),
+        Command::TrainVae(a) => train_vae::run(a),
         Command::Tune(a) => tune::run(a),
         Command::Generate(a) => generate::run(a),
         Command::EvalGen(a) => eval_gen::run(a),

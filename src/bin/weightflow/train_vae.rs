@@ -1,0 +1,157 @@
+//! `weightflow train-vae`: a weight autoencoder over a trajectory set's final checkpoints, and how well its
+//! decoded classifiers keep the originals' accuracy.
+//!
+//! JSON (schema `train-vae/1`): `out`, `train_seconds`, `final_loss`, `heldout_loss`, `config`, and
+//! `heldout` / `train` — the [`ReconstructionAccuracy`] on the data set's held-out test split of the held-out
+//! runs and of the first [`TRAIN_SAMPLE`] training runs.
+
+use std::path::PathBuf;
+
+use ndarray::s;
+use serde_json::json;
+use weightflow::classifier::Mlp;
+use weightflow::eval::{reconstruction_accuracy, EvalData, ReconstructionAccuracy};
+use weightflow::flow::{autoencoder_inputs, train_autoencoder, AutoencoderConfig, WeightAutoencoder};
+use weightflow::train::{device, DeviceKind, TrajectorySet};
+
+use crate::args::{kebab, widths};
+use crate::output;
+
+/// Training runs whose reconstruction is reported beside the held-out ones.
+const TRAIN_SAMPLE: usize = 256;
+
+/// Command-line arguments of `train-vae`; unset settings take [`AutoencoderConfig::default`]'s values.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A trajectory set written by `train-base`.
+    #[arg(long)]
+    pub trajectories: PathBuf,
+    /// Width of the latent.
+    #[arg(long)]
+    pub latent_dim: Option<usize>,
+    /// Hidden widths of the encoder (the decoder mirrors them), comma-separated.
+    #[arg(long)]
+    pub hidden: Option<String>,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Minibatch size.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (AdamW, cosine decay).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Runs (the last ones) held out of training to measure reconstruction.
+    #[arg(long)]
+    pub heldout: Option<usize>,
+    /// Skip the weight-matching alignment of the runs.
+    #[arg(long)]
+    pub no_align: bool,
+    /// Seed of initialisation, minibatches and alignment.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Device: cpu, or cuda with the `cuda` feature.
+    #[arg(long, value_parser = kebab::<DeviceKind>, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// Output directory (autoencoder.json + autoencoder.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    fn config(&self) -> Result<AutoencoderConfig, String> {
+        let mut c = AutoencoderConfig { seed: self.seed, align: !self.no_align, ..AutoencoderConfig::default() };
+        if let Some(h) = &self.hidden {
+            c.hidden = widths(h).map_err(|e| format!("--hidden {h:?}: {e}"))?;
+        }
+        c.latent_dim = self.latent_dim.unwrap_or(c.latent_dim);
+        c.steps = self.steps.unwrap_or(c.steps);
+        c.batch_size = self.batch_size.unwrap_or(c.batch_size);
+        c.lr = self.lr.unwrap_or(c.lr);
+        c.heldout = self.heldout.unwrap_or(c.heldout);
+        Ok(c)
+    }
+}
+
+/// Decoded against original accuracy on the test split, for aligned `finals` `[M, D]`.
+fn compare(
+    ae: &WeightAutoencoder,
+    mlp: &Mlp,
+    data: &EvalData,
+    finals: ndarray::ArrayView2<f32>,
+) -> Result<ReconstructionAccuracy, Box<dyn std::error::Error>> {
+    let decoded = ae.reconstruct(finals)?;
+    Ok(reconstruction_accuracy(mlp, finals, decoded.view(), data.test.x.view(), &data.test.y)?)
+}
+
+fn describe(what: &str, r: &ReconstructionAccuracy) {
+    output::say(format_args!(
+        "{what:<9} accuracy original {:.4}  decoded {:.4}  |change| mean {:.4} max {:.4}  agreement {:.4}",
+        r.original.mean, r.reconstructed.mean, r.mean_abs_change, r.max_abs_change, r.agreement
+    ));
+}
+
+/// Runs `train-vae`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let set = TrajectorySet::load(&args.trajectories)?;
+    let cfg = args.config()?;
+    let m = &set.manifest;
+    output::say(format_args!(
+        "training a weight autoencoder {} → {} over {} runs of {} ({} held out) for {} steps",
+        m.layout.dim(),
+        cfg.latent_dim,
+        m.runs,
+        m.layout,
+        cfg.heldout,
+        cfg.steps
+    ));
+    let dev = device(args.device)?;
+    let bar = output::progress(cfg.steps as u64, "train-vae", args.quiet);
+    let ae = train_autoencoder(&m.layout, set.thetas(), &cfg, &dev, &mut |step, _total, loss| {
+        bar.set_position(step as u64);
+        bar.set_prefix(format!("loss {loss:.5}"));
+    })?;
+    bar.finish_and_clear();
+    let activation = serde_json::to_value(m.activation)?;
+    ae.save(&args.out, activation.as_str().unwrap_or("relu"))?;
+    output::say(format_args!(
+        "wrote {} ({:.1} s of training, final loss {:.5}, held-out loss {:?})",
+        args.out.display(),
+        ae.train_seconds(),
+        ae.final_loss(),
+        ae.heldout_loss()
+    ));
+
+    let finals = autoencoder_inputs(&m.layout, set.thetas(), &cfg)?;
+    let n_train = finals.nrows() - cfg.heldout;
+    let mlp = Mlp::new(m.layout.clone(), m.activation);
+    let data = EvalData::from_manifest(m)?;
+    let heldout = match cfg.heldout {
+        0 => None,
+        _ => Some(compare(&ae, &mlp, &data, finals.slice(s![n_train.., ..]))?),
+    };
+    let train = compare(&ae, &mlp, &data, finals.slice(s![..n_train.min(TRAIN_SAMPLE), ..]))?;
+    if let Some(h) = &heldout {
+        describe("held-out", h);
+    }
+    describe("training", &train);
+    if args.json {
+        output::json(&json!({
+            "schema": "train-vae/1",
+            "out": args.out,
+            "train_seconds": ae.train_seconds(),
+            "final_loss": ae.final_loss(),
+            "heldout_loss": ae.heldout_loss(),
+            "heldout": heldout,
+            "train": train,
+            "config": cfg,
+        }))?;
+    }
+    Ok(())
+}

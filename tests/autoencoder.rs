@@ -1,0 +1,227 @@
+//! The weight autoencoder: decoded UCI-heart classifiers keep their accuracy, save/load round-trips and
+//! refuses corruption, the decoder's VJP matches finite differences, and bad input is refused.
+#![cfg(feature = "train")]
+
+use candle_core::Device;
+use ndarray::{s, Array2, Array3};
+use rand::Rng as _;
+use weightflow::classifier::{Activation, Mlp};
+use weightflow::data::{DatasetSpec, Standardizer};
+use weightflow::eval::reconstruction_accuracy;
+use weightflow::flow::{
+    autoencoder_inputs, train_autoencoder, AutoencoderConfig, Error, WeightAutoencoder, AUTOENCODER_MANIFEST,
+    AUTOENCODER_WEIGHTS,
+};
+use weightflow::rng;
+use weightflow::space::Layout;
+use weightflow::train::{train_runs, TrainConfig, TrainData};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// `[R, 2, D]` for `layout`: uniform inits, finals on a 3-dimensional affine subspace plus a little noise, so a
+/// small latent can hold them.
+fn synthetic_runs(layout: &Layout, runs: usize, seed: u64) -> Array3<f32> {
+    let d = layout.dim();
+    let mut r = rng::rng(seed);
+    let basis: Vec<Vec<f32>> = (0..4).map(|_| (0..d).map(|_| r.random_range(-1.0..1.0)).collect()).collect();
+    let mut traj = Array3::zeros((runs, 2, d));
+    for run in 0..runs {
+        let c: Vec<f32> = (0..3).map(|_| r.random_range(-1.0..1.0)).collect();
+        for j in 0..d {
+            traj[[run, 0, j]] = r.random_range(-1.0..1.0);
+            let fin = basis[0][j] + (0..3).map(|i| c[i] * basis[i + 1][j]).sum::<f32>();
+            traj[[run, 1, j]] = fin + 0.01 * r.random_range(-1.0..1.0);
+        }
+    }
+    traj
+}
+
+fn small_config(steps: usize) -> AutoencoderConfig {
+    AutoencoderConfig {
+        latent_dim: 4,
+        hidden: vec![32],
+        steps,
+        batch_size: 32,
+        lr: 3e-3,
+        heldout: 8,
+        align: false,
+        seed: 5,
+        ..AutoencoderConfig::default()
+    }
+}
+
+fn tiny() -> Result<(Layout, Array3<f32>, WeightAutoencoder), Error> {
+    let layout = Layout::parse("2-3-2")?;
+    let traj = synthetic_runs(&layout, 64, 1);
+    let ae = train_autoencoder(&layout, traj.view(), &small_config(300), &Device::Cpu, &mut |_, _, _| {})?;
+    Ok((layout, traj, ae))
+}
+
+#[test]
+fn decoded_heart_classifiers_keep_the_originals_accuracy() -> TestResult {
+    let s = DatasetSpec::UciHeart.load(0)?;
+    let st = Standardizer::fit(&s.train.x)?;
+    let (train, val, test) = (st.transform(&s.train)?, st.transform(&s.val)?, st.transform(&s.test)?);
+    let layout = Layout::parse("9-8-2")?;
+    let cfg = TrainConfig {
+        runs: 512,
+        checkpoints: 2,
+        epochs: 30,
+        batch_size: 32,
+        lr: 3e-3,
+        l2: 3e-2,
+        ..TrainConfig::default()
+    };
+    let runs = train_runs(
+        &layout,
+        &cfg,
+        TrainData { x: train.x.view(), y: &train.y },
+        TrainData { x: val.x.view(), y: &val.y },
+        &Device::Cpu,
+        &mut |_| {},
+    )?;
+    let ae_cfg = AutoencoderConfig {
+        latent_dim: 24,
+        hidden: vec![128],
+        steps: 1500,
+        batch_size: 64,
+        lr: 2e-3,
+        heldout: 64,
+        align: true,
+        seed: 0,
+        ..AutoencoderConfig::default()
+    };
+    let ae = train_autoencoder(&layout, runs.thetas.view(), &ae_cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    let finals = autoencoder_inputs(&layout, runs.thetas.view(), &ae_cfg)?;
+    let held = finals.slice(s![512 - 64.., ..]);
+    let decoded = ae.reconstruct(held)?;
+    let mlp = Mlp::new(layout.clone(), Activation::Relu);
+    let r = reconstruction_accuracy(&mlp, held, decoded.view(), test.x.view(), &test.y)?;
+    eprintln!("held-out runs: {r:?}; held-out loss {:?}", ae.heldout_loss());
+    // The originals are real classifiers (well above chance), and unseen ones decode to the same accuracy.
+    assert!(r.original.mean > 0.75, "{r:?}");
+    assert!((r.reconstructed.mean - r.original.mean).abs() <= 0.01, "{r:?}");
+    assert!(r.agreement > 0.95, "{r:?}");
+    // Alignment preserves function: the aligned finals score like the raw ones.
+    let raw = runs.thetas.slice(s![512 - 64.., 2, ..]);
+    let raw_acc = reconstruction_accuracy(&mlp, raw, raw, test.x.view(), &test.y)?;
+    assert!((raw_acc.original.mean - r.original.mean).abs() < 1e-12);
+    // The latent holds most of the runs' variation: less than half the squared error of the trivial decoder that
+    // returns the training runs' mean network.
+    let mean = finals.slice(s![..448, ..]).mean_axis(ndarray::Axis(0)).expect("rows");
+    let squared_error = |a: &Array2<f32>| -> f64 {
+        let diff = a - &held;
+        diff.iter().map(|v| (*v as f64).powi(2)).sum::<f64>()
+    };
+    let trivial = Array2::from_shape_fn(held.dim(), |(_, j)| mean[j]);
+    eprintln!("squared error: decoded {} vs mean network {}", squared_error(&decoded), squared_error(&trivial));
+    assert!(
+        squared_error(&decoded) < 0.5 * squared_error(&trivial),
+        "{} vs {}",
+        squared_error(&decoded),
+        squared_error(&trivial)
+    );
+    Ok(())
+}
+
+#[test]
+fn decoder_vjp_matches_finite_differences() -> TestResult {
+    let (layout, _, ae) = tiny()?;
+    let d = layout.dim();
+    let mut r = rng::rng(9);
+    let h = Array2::from_shape_fn((3, 4), |_| r.random_range(-0.8f32..0.8));
+    let g = Array2::from_shape_fn((3, d), |_| r.random_range(-1.0f32..1.0));
+    let vjp = ae.decode_vjp(h.view(), g.view())?;
+    // f(h) = Σ_i ⟨g_i, decode(h_i)⟩, summed in f64; central differences with step ε.
+    let f = |h: &Array2<f32>| -> Result<f64, Error> {
+        let th = ae.decode(h.view())?;
+        Ok(th.iter().zip(g.iter()).map(|(a, b)| *a as f64 * *b as f64).sum())
+    };
+    let eps = 1e-2f32;
+    let scale = vjp.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+    assert!(scale > 1e-3, "a VJP of zero checks nothing");
+    for i in 0..3 {
+        for k in 0..4 {
+            let (mut hp, mut hm) = (h.clone(), h.clone());
+            hp[[i, k]] += eps;
+            hm[[i, k]] -= eps;
+            let fd = (f(&hp)? - f(&hm)?) / (2.0 * eps as f64);
+            let err = (fd - vjp[[i, k]] as f64).abs();
+            assert!(err < 1e-2 * scale, "row {i} latent {k}: vjp {} vs fd {fd}", vjp[[i, k]]);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn save_load_round_trip_and_refusals() -> TestResult {
+    let (layout, traj, ae) = tiny()?;
+    // Same seed, same model.
+    let again = train_autoencoder(&layout, traj.view(), &small_config(300), &Device::Cpu, &mut |_, _, _| {})?;
+    let thetas = traj.slice(s![.., 1, ..]).to_owned();
+    assert_eq!(ae.reconstruct(thetas.view())?, again.reconstruct(thetas.view())?);
+    // The latents stay in (−1, 1) and the synthetic finals reconstruct closely.
+    let z = ae.encode(thetas.view())?;
+    assert!(z.iter().all(|v| v.abs() < 1.0));
+
+    let dir = tempfile::tempdir()?;
+    ae.save(dir.path(), "relu")?;
+    let loaded = WeightAutoencoder::load(dir.path(), &Device::Cpu)?;
+    assert_eq!(loaded.encode(thetas.view())?, z);
+    assert_eq!(loaded.decode(z.view())?, ae.decode(z.view())?);
+    assert_eq!(loaded.config(), ae.config());
+    assert_eq!(loaded.scaling(), ae.scaling());
+    assert_eq!(loaded.heldout_loss(), ae.heldout_loss());
+    assert_eq!(loaded.activation(), Some("relu"));
+
+    let manifest = dir.path().join(AUTOENCODER_MANIFEST);
+    let json = std::fs::read_to_string(&manifest)?;
+    // A manifest whose network does not match the weights file (checksum still right).
+    std::fs::write(&manifest, json.replace("\"latent_dim\": 4", "\"latent_dim\": 5"))?;
+    let e = WeightAutoencoder::load(dir.path(), &Device::Cpu).unwrap_err();
+    assert!(matches!(e, Error::Tensor { .. }), "{e}");
+    std::fs::write(&manifest, json.replace("\"version\": 1", "\"version\": 2"))?;
+    let e = WeightAutoencoder::load(dir.path(), &Device::Cpu).unwrap_err();
+    assert!(matches!(e, Error::Version { got: 2, .. }), "{e}");
+    std::fs::write(&manifest, json.replace("weightflow.autoencoder", "weightflow.meta"))?;
+    let e = WeightAutoencoder::load(dir.path(), &Device::Cpu).unwrap_err();
+    assert!(matches!(e, Error::Format { .. }), "{e}");
+    std::fs::write(&manifest, &json)?;
+    let weights = dir.path().join(AUTOENCODER_WEIGHTS);
+    let mut bytes = std::fs::read(&weights)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&weights, &bytes)?;
+    let e = WeightAutoencoder::load(dir.path(), &Device::Cpu).unwrap_err();
+    assert!(matches!(e, Error::Checksum { .. }), "{e}");
+    Ok(())
+}
+
+#[test]
+fn bad_input_is_refused_with_clear_errors() -> TestResult {
+    let (layout, traj, ae) = tiny()?;
+    let d = layout.dim();
+    let e = ae.encode(Array2::zeros((2, d + 1)).view()).unwrap_err();
+    assert!(matches!(e, Error::Shape { what: "weights", .. }), "{e}");
+    let e = ae.decode(Array2::zeros((2, 3)).view()).unwrap_err();
+    assert!(matches!(e, Error::Shape { what: "latents", .. }), "{e}");
+    let e = ae.decode_vjp(Array2::zeros((2, 4)).view(), Array2::zeros((3, d)).view()).unwrap_err();
+    assert!(matches!(e, Error::Shape { what: "cotangent", .. }), "{e}");
+    let e = ae.decode_vjp(Array2::zeros((2, 4)).view(), Array2::zeros((2, d - 1)).view()).unwrap_err();
+    assert!(matches!(e, Error::Shape { what: "cotangent", .. }), "{e}");
+
+    let train = |cfg: &AutoencoderConfig, traj: &Array3<f32>| {
+        train_autoencoder(&layout, traj.view(), cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap_err()
+    };
+    let e = train(&AutoencoderConfig { latent_dim: 0, ..small_config(10) }, &traj);
+    assert!(matches!(e, Error::Config { field: "latent_dim", .. }), "{e}");
+    let e = train(&AutoencoderConfig { heldout: 64, ..small_config(10) }, &traj);
+    assert!(matches!(e, Error::Config { field: "heldout", .. }), "{e}");
+    let e = train(&AutoencoderConfig { lr: f64::NAN, ..small_config(10) }, &traj);
+    assert!(matches!(e, Error::Config { field: "lr", .. }), "{e}");
+    let e = train(&small_config(10), &Array3::zeros((8, 2, d + 1)));
+    assert!(matches!(e, Error::Shape { what: "trajectories", .. }), "{e}");
+    let e = train(&AutoencoderConfig { lr: 1e30, ..small_config(10) }, &traj);
+    assert!(matches!(e, Error::Diverged { .. }), "{e}");
+    Ok(())
+}
