@@ -6,8 +6,8 @@
 
 mod args;
 mod eval_gen;
-mod export;
 mod eval_shift;
+mod export;
 mod generate;
 mod info;
 mod output;
