@@ -207,7 +207,7 @@ fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::erro
         .output()?;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    assert_eq!(v["schema"], "eval-shift/1");
+    assert_eq!(v["schema"], "eval-shift/2");
     let rows = v["results"].as_array().ok_or("results is an array")?;
     assert_eq!(rows.len(), 4);
     for r in rows {
@@ -219,6 +219,7 @@ fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::erro
         assert_eq!(r["tpr_per_f"].as_array().map(|a| a.len()), Some(2));
     }
     assert_eq!((rows[0]["method"].as_str(), rows[3]["n"].as_u64()), (Some("f-entropy"), Some(20)));
+    assert_eq!(rows[0]["shift"], "shifted pool");
     // The ensemble methods need a meta-model; an unknown method is refused by name.
     let no_meta = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "untilted"]).output()?;
     assert_eq!(no_meta.status.code(), Some(1));
@@ -266,5 +267,39 @@ fn train_vae_writes_an_autoencoder_and_reports_reconstruction() -> Result<(), Bo
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("heldout") && !stderr.contains("panicked"), "{stderr}");
+    Ok(())
+}
+
+#[test]
+fn eval_shift_scores_synthetic_image_shifts_one_block_each() -> Result<(), Box<dyn std::error::Error>> {
+    // Digits f, BBSD: heavy noise (σ = 8 on 0–16 pixels) moves f's softmax outputs and must be flagged; a
+    // label shift to two classes changes the output mix; corners of 1 pixel are (nearly) always blank in
+    // digits, so blacking them out must look like the null (FPR-level flag rate).
+    let output = weightflow()
+        .args(["eval-shift", "--dataset", "digits", "--methods", "bbsd", "--sizes", "20", "--runs", "40"])
+        .args(["--base-models", "1", "--threads", "1", "--json", "--shift", "noise:8", "classes:0,1"])
+        .args(["--shift", "corners:1"])
+        .output()?;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    let rows = v["results"].as_array().ok_or("results is an array")?;
+    let shifts: Vec<&str> = rows.iter().filter_map(|r| r["shift"].as_str()).collect();
+    assert_eq!(shifts, ["noise:8", "classes:0,1", "corners:1"]);
+    let tpr = |i: usize| rows[i]["tpr"].as_f64().unwrap();
+    assert!(tpr(0) >= 0.9 && tpr(1) >= 0.9, "noise {} classes {}", tpr(0), tpr(1));
+    assert!(tpr(2) <= 0.2, "corners {}", tpr(2));
+    assert_eq!(v["settings"]["pools"]["shifted"][1]["shift"], "classes:0,1");
+    // Corners that do not fit 8×8 images, and a pool together with a synthetic shift, are refused up front.
+    let big = weightflow()
+        .args(["eval-shift", "--dataset", "digits", "--methods", "bbsd", "--shift", "corners:5"])
+        .output()?;
+    assert_eq!(big.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&big.stderr).contains("do not fit"));
+    let both = weightflow()
+        .args(["eval-shift", "--dataset", "csv", "--methods", "bbsd", "--shifted", "q.csv", "--shift", "noise:1"])
+        .output()?;
+    assert!(String::from_utf8_lossy(&both.stderr).contains("exclusive"));
+    let none = weightflow().args(["eval-shift", "--dataset", "digits", "--methods", "bbsd"]).output()?;
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--shift"));
     Ok(())
 }

@@ -10,7 +10,7 @@
 //!    (statistic −ln p_KS); disagreement: the members' mean disagreement rate with ŷ on Q;
 //! 4. p-values against the [`Calibration`] of the window's size, decision p ≤ α.
 
-use ndarray::{concatenate, Array1, Array2, ArrayView2, Axis};
+use ndarray::{concatenate, Array1, Array2, Array3, ArrayView2, ArrayView3, Axis};
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{p_value, threshold, Calibration};
@@ -73,6 +73,8 @@ pub struct EnsembleDetector {
     p_labels: Vec<usize>,
     members: Array2<f32>,
     config: EnsembleConfig,
+    /// f's softmax on P_ref `[1, R, C]`: f never moves, so it is computed once.
+    f_ref_probs: Array3<f32>,
     /// Entropies on P_ref when members never move (steps = 0): the same for every window.
     fixed_reference: Option<Vec<f64>>,
 }
@@ -96,7 +98,8 @@ impl EnsembleDetector {
         check_rows("reference sample", p_ref.view(), mlp.layout.n_inputs())?;
         check_rows("member pool", pool.view(), d)?;
         let f = f.insert_axis(Axis(0));
-        let p_labels = mlp.predict(f.view(), p_ref.view())?.row(0).to_vec();
+        let f_ref_probs = mlp.probabilities(f.view(), p_ref.view())?;
+        let p_labels = argmax(f_ref_probs.view()).row(0).to_vec();
         let agreement = agreement(&mlp, pool.view(), p_ref.view(), &p_labels)?;
         let voters: Vec<usize> =
             (0..pool.nrows()).filter(|&m| agreement[m] >= config.floor).take(config.ensemble_size).collect();
@@ -105,9 +108,10 @@ impl EnsembleDetector {
             return Err(DetectError::NoMemberPassesFloor { floor: config.floor, best });
         }
         let members = pool.select(Axis(0), &voters);
-        let mut det = Self { mlp, f, p_ref, p_labels, members, config, fixed_reference: None };
+        let mut det = Self { mlp, f, p_ref, p_labels, members, config, f_ref_probs, fixed_reference: None };
         if det.config.steps == 0 {
-            det.fixed_reference = Some(det.entropies(det.members.view(), det.p_ref.view())?);
+            let probs = det.mlp.probabilities(det.members.view(), det.p_ref.view())?;
+            det.fixed_reference = Some(ensemble_entropies(det.f_ref_probs.view(), probs.view())?);
         }
         Ok(det)
     }
@@ -183,23 +187,25 @@ impl EnsembleDetector {
     /// The raw statistics of window `q` (module docs, steps 1–3); `seed` draws the reference rows of the steps.
     pub fn window_statistics(&self, q: ArrayView2<'_, f32>, seed: u64) -> Result<WindowStatistics, DetectError> {
         check_rows("window", q, self.mlp.layout.n_inputs())?;
-        let q_labels = self.mlp.predict(self.f.view(), q)?.row(0).to_vec();
+        let f_q_probs = self.mlp.probabilities(self.f.view(), q)?;
+        let q_labels = argmax(f_q_probs.view()).row(0).to_vec();
+        // One forward pass of the moved members over P_ref serves both the floor (argmax) and the reference
+        // entropies (softmax); f's share of both is precomputed.
         let (voters, reference) = if self.config.steps == 0 {
-            (self.members.clone(), self.fixed_reference.clone().expect("set at construction when steps = 0"))
+            let fixed = self.fixed_reference.as_ref().expect("set at construction when steps = 0");
+            (self.members.clone(), fixed.clone())
         } else {
             let moved = self.refine(q, &q_labels, &mut stream(seed, 0))?;
-            let agreement = agreement(&self.mlp, moved.view(), self.p_ref.view(), &self.p_labels)?;
+            let probs = self.mlp.probabilities(moved.view(), self.p_ref.view())?;
+            let agreement = agreement_rates(argmax(probs.view()).view(), &self.p_labels);
             let keep: Vec<usize> = (0..moved.nrows()).filter(|&m| agreement[m] >= self.config.floor).collect();
-            let voters = moved.select(Axis(0), &keep);
-            let reference = self.entropies(voters.view(), self.p_ref.view())?;
-            (voters, reference)
+            let reference = ensemble_entropies(self.f_ref_probs.view(), probs.select(Axis(0), &keep).view())?;
+            (moved.select(Axis(0), &keep), reference)
         };
-        let ks = ks_two_sample(&self.entropies(voters.view(), q)?, &reference)?;
-        let disagreement = if voters.nrows() == 0 {
-            0.0
-        } else {
-            disagreement_mean(self.mlp.predict(voters.view(), q)?.view(), &q_labels)?
-        };
+        let q_probs = self.mlp.probabilities(voters.view(), q)?;
+        let ks = ks_two_sample(&ensemble_entropies(f_q_probs.view(), q_probs.view())?, &reference)?;
+        let disagreement =
+            if voters.nrows() == 0 { 0.0 } else { disagreement_mean(argmax(q_probs.view()).view(), &q_labels)? };
         Ok(WindowStatistics {
             entropy: -ks.p_value.ln(),
             entropy_p: ks.p_value,
@@ -224,12 +230,32 @@ impl EnsembleDetector {
         }
         Ok(thetas)
     }
+}
 
-    /// Per-row entropy of the mean softmax over {f} ∪ `members` on `x`.
-    fn entropies(&self, members: ArrayView2<'_, f32>, x: ArrayView2<'_, f32>) -> Result<Vec<f64>, DetectError> {
-        let all = concatenate(Axis(0), &[self.f.view(), members.view()]).expect("equal widths");
-        mean_softmax_entropy(self.mlp.probabilities(all.view(), x)?.view())
-    }
+/// Per-row entropy of the mean softmax over {f} ∪ members, from f's softmax `[1, B, C]` and the members'
+/// `[M, B, C]` (M may be 0).
+fn ensemble_entropies<'a>(
+    f_probs: ArrayView3<'a, f32>,
+    member_probs: ArrayView3<'a, f32>,
+) -> Result<Vec<f64>, DetectError> {
+    let all = concatenate(Axis(0), &[f_probs, member_probs]).expect("equal row and class counts");
+    mean_softmax_entropy(all.view())
+}
+
+/// The arg-max class of each member on each row, `[M, B]`, from softmax outputs `[M, B, C]` (the same as
+/// `Mlp::predict`: softmax keeps the order of the logits; the first of tied classes wins).
+fn argmax(probs: ArrayView3<'_, f32>) -> Array2<usize> {
+    probs.map_axis(Axis(2), |p| {
+        p.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (c, &v)| if v > best.1 { (c, v) } else { best }).0
+    })
+}
+
+/// Each member's agreement rate with `labels`, from predictions `[M, B]`.
+fn agreement_rates(preds: ArrayView2<'_, usize>, labels: &[usize]) -> Vec<f64> {
+    preds
+        .outer_iter()
+        .map(|p| p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len() as f64)
+        .collect()
 }
 
 impl WindowTest for EnsembleDetector {
@@ -245,9 +271,5 @@ pub(crate) fn agreement(
     x: ArrayView2<'_, f32>,
     labels: &[usize],
 ) -> Result<Vec<f64>, DetectError> {
-    let preds = mlp.predict(thetas, x)?;
-    Ok(preds
-        .outer_iter()
-        .map(|p| p.iter().zip(labels).filter(|(a, b)| a == b).count() as f64 / labels.len() as f64)
-        .collect())
+    Ok(agreement_rates(mlp.predict(thetas, x)?.view(), labels))
 }

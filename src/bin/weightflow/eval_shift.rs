@@ -6,7 +6,13 @@
 //! measure the false-positive rate, and `--runs` windows from the shifted pool measure the power. All methods
 //! and all f's see the same windows. A window is flagged when its calibrated p-value (1 + k)/(1 + B) ≤ α.
 //!
-//! JSON (schema `eval-shift/1`): `{"results": [{"method", "n", "tpr", "tpr_se", "tpr_sd_f", "auroc",
+//! Shift scenarios: the data set's own shifted pool (UCI heart's other hospitals, `--shifted` of a CSV), or
+//! one per `--shift` (METHOD.md §4): a shifted window is a window drawn from P* *corrupted* by
+//! `data::Shift::apply` in raw units with the window's own seed, then standardised as every pool is; a class
+//! subset draws its windows from the pool's rows of those classes. Null and fresh windows are shared by all
+//! scenarios, so FPR is repeated in each scenario's block.
+//!
+//! JSON (schema `eval-shift/2`): `{"results": [{"shift", "method", "n", "tpr", "tpr_se", "tpr_sd_f", "auroc",
 //! "fpr_fresh", "fpr_se", "ms_median", "ms_p90", "tpr_per_f"}], "settings": {…}}`. `tpr`, `auroc` and
 //! `fpr_fresh` are means over the K f's; `tpr_sd_f` is the standard deviation of TPR across the f's;
 //! `tpr_se` = √(Σ_k tpr_k(1 − tpr_k)/runs)/K, the binomial standard error of the mean over the windows
@@ -18,11 +24,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ndarray::{Array2, Axis};
+use rand::Rng as _;
 use rayon::prelude::*;
 use serde::Serialize;
 use serde_json::json;
 use weightflow::classifier::{auroc, Activation, Mlp};
-use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Standardizer};
+use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Shift, Standardizer};
 use weightflow::detect::{p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Statistic};
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::rng::stream;
@@ -47,6 +54,10 @@ pub struct Args {
     /// CSV of the shifted pool Q.
     #[arg(long)]
     pub shifted: Option<PathBuf>,
+    /// Synthetic image shifts of P* (rotate:MIN-MAX, noise:SIGMA, classes:C1,C2,…, corners:K), one table block
+    /// each; repeat the flag or list them space-separated. They replace the data set's own shifted pool.
+    #[arg(long, num_args = 1..)]
+    pub shift: Vec<Shift>,
     /// The label column's name in the CSVs (every other column is a numeric feature).
     #[arg(long, default_value = "label")]
     pub label_column: String,
@@ -110,42 +121,123 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The three pools of the protocol, standardised with P's statistics.
+/// The pools of the protocol, standardised with P's statistics.
 struct Pools {
     train: Dataset,
     iid: Dataset,
-    shifted: Dataset,
+    scenarios: Vec<Scenario>,
     layout: Layout,
     train_cfg: TrainConfig,
 }
 
+/// Where one scenario's shifted windows come from.
+enum ShiftedWindows {
+    /// Drawn from a standardised shifted pool.
+    Pool(Dataset),
+    /// Drawn from the raw P* pool, corrupted, then standardised.
+    Corrupted { raw_iid: Dataset, shift: Shift, standardizer: Standardizer },
+}
+
+/// One shift scenario: its name in the report and its windows.
+struct Scenario {
+    name: String,
+    windows: ShiftedWindows,
+}
+
+impl Scenario {
+    /// Rows a window can be drawn from.
+    fn len(&self) -> usize {
+        match &self.windows {
+            ShiftedWindows::Pool(d) => d.len(),
+            ShiftedWindows::Corrupted { raw_iid, .. } => raw_iid.len(),
+        }
+    }
+
+    /// Shifted window `w` of size `n` (standardised rows).
+    fn window(&self, seed: u64, n: usize, w: usize) -> Result<Array2<f32>, String> {
+        let idx = window(seed, SHIFTED, n, w, self.len());
+        match &self.windows {
+            ShiftedWindows::Pool(d) => Ok(d.x.select(Axis(0), &idx)),
+            ShiftedWindows::Corrupted { raw_iid, shift, standardizer } => {
+                // The corruption's own seed, derived from the window's so each window is shifted differently.
+                let shift_seed = stream(seed, window_key(CORRUPTION, n, w)).random();
+                let shifted = shift.apply(&raw_iid.select(&idx), shift_seed).map_err(|e| e.to_string())?;
+                Ok(standardizer.transform(&shifted).map_err(|e| e.to_string())?.x)
+            }
+        }
+    }
+}
+
+/// The scenarios: one per `--shift` on the raw P* pool `raw_iid`, else the data set's own shifted pool.
+fn scenarios(
+    args: &Args,
+    raw_iid: &Dataset,
+    own: Option<Dataset>,
+    standardizer: &Standardizer,
+) -> Result<Vec<Scenario>, Box<dyn std::error::Error>> {
+    if args.shift.is_empty() {
+        let Some(pool) = own else {
+            return Err(format!("{} has no shifted pool: give --shift (e.g. rotate:30-60)", args.dataset).into());
+        };
+        return Ok(vec![Scenario {
+            name: "shifted pool".into(),
+            windows: ShiftedWindows::Pool(standardizer.transform(&pool)?),
+        }]);
+    }
+    let mut out = Vec::with_capacity(args.shift.len());
+    for shift in &args.shift {
+        let windows = match shift {
+            // A label shift: the subset is a pool of its own (Shift::apply keeps whole rows).
+            Shift::ClassSubset { .. } => {
+                ShiftedWindows::Pool(standardizer.transform(&shift.apply(raw_iid, args.seed)?)?)
+            }
+            _ => {
+                // Fail now, not inside the worker threads, on shifts the images cannot take.
+                shift.apply(&raw_iid.select(&[0]), 0)?;
+                ShiftedWindows::Corrupted {
+                    raw_iid: raw_iid.clone(),
+                    shift: shift.clone(),
+                    standardizer: standardizer.clone(),
+                }
+            }
+        };
+        out.push(Scenario { name: shift.to_string(), windows });
+    }
+    Ok(out)
+}
+
 fn load_pools(args: &Args) -> Result<Pools, Box<dyn std::error::Error>> {
+    if args.shifted.is_some() && !args.shift.is_empty() {
+        return Err("--shifted and --shift are exclusive: a scenario is either a pool or a synthetic shift".into());
+    }
     let (train, iid, shifted, spec) = if args.dataset == "csv" {
-        let (Some(t), Some(i), Some(s)) = (&args.train, &args.iid, &args.shifted) else {
-            return Err("--dataset csv needs --train, --iid and --shifted".into());
+        let (Some(t), Some(i)) = (&args.train, &args.iid) else {
+            return Err("--dataset csv needs --train, --iid and --shifted (or --shift)".into());
         };
         let options =
             CsvOptions { header: CsvHeader::Named, label_column: LabelColumn::Name(args.label_column.clone()) };
         let spec = DatasetSpec::Csv { path: t.clone(), label_column: Some(args.label_column.clone()) };
-        (load_csv(t, &options)?, load_csv(i, &options)?, load_csv(s, &options)?, spec)
+        let shifted = args.shifted.as_ref().map(|s| load_csv(s, &options)).transpose()?;
+        (load_csv(t, &options)?, load_csv(i, &options)?, shifted, spec)
     } else {
         let spec: DatasetSpec = args.dataset.parse()?;
         let splits = spec.load(args.seed)?;
-        let Some(shifted) = splits.shifted else {
-            return Err(format!("{spec} has no shifted pool: use --dataset csv with --shifted").into());
-        };
-        (splits.train, splits.test, shifted, spec)
+        (splits.train, splits.test, splits.shifted, spec)
     };
     let standardizer = Standardizer::fit(&train.x)?;
+    let scenarios = scenarios(args, &iid, shifted, &standardizer)?;
+    let classes = scenarios.iter().fold(train.n_classes.max(iid.n_classes).max(2), |c, s| match &s.windows {
+        ShiftedWindows::Pool(d) => c.max(d.n_classes),
+        ShiftedWindows::Corrupted { .. } => c,
+    });
     let (arch, mut train_cfg) = TrainConfig::for_dataset(&spec);
-    let classes = train.n_classes.max(iid.n_classes).max(shifted.n_classes).max(2);
     let layout = Layout::parse(&arch.unwrap_or_else(|| format!("{}-32-{classes}", train.n_features())))?;
     train_cfg.runs = args.base_models;
     train_cfg.seed = args.seed;
     Ok(Pools {
         train: standardizer.transform(&train)?,
         iid: standardizer.transform(&iid)?,
-        shifted: standardizer.transform(&shifted)?,
+        scenarios,
         layout,
         train_cfg,
     })
@@ -154,6 +246,7 @@ fn load_pools(args: &Args) -> Result<Pools, Box<dyn std::error::Error>> {
 /// One row of the report.
 #[derive(Debug, Serialize)]
 struct Row {
+    shift: String,
     method: String,
     n: usize,
     tpr: f64,
@@ -179,11 +272,18 @@ struct Cell {
 const CALIBRATION: u64 = 1;
 const FRESH: u64 = 2;
 const SHIFTED: u64 = 3;
+/// The seeds of the corruptions of shifted windows.
+const CORRUPTION: u64 = 4;
 
 /// The row indices of window `w` of `kind` and size `n` from a pool of `len` rows (the same for every method
 /// and every f).
 fn window(seed: u64, kind: u64, n: usize, w: usize, len: usize) -> Vec<usize> {
-    rand::seq::index::sample(&mut stream(seed, kind << 48 | (n as u64) << 24 | w as u64), len, n).into_vec()
+    rand::seq::index::sample(&mut stream(seed, window_key(kind, n, w)), len, n).into_vec()
+}
+
+/// The stream key of window `w` of `kind` and size `n`.
+fn window_key(kind: u64, n: usize, w: usize) -> u64 {
+    kind << 48 | (n as u64) << 24 | w as u64
 }
 
 /// Runs `eval-shift`.
@@ -198,9 +298,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("untilted and meta-detectron need --meta DIR (a trained meta-model)".into());
     }
     let pools = load_pools(&args)?;
+    let smallest = pools.scenarios.iter().map(Scenario::len).fold(pools.iid.len(), usize::min);
     for &n in &args.sizes {
-        if n == 0 || n > pools.iid.len() || n > pools.shifted.len() {
-            return Err(format!("window size {n} must be in 1..={}", pools.iid.len().min(pools.shifted.len())).into());
+        if n == 0 || n > smallest {
+            return Err(format!("window size {n} must be in 1..={smallest}").into());
         }
     }
     let mut refined = EnsembleConfig { alpha: args.alpha, ..EnsembleConfig::default() };
@@ -262,11 +363,13 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             jobs.extend(args.sizes.iter().map(|&n| (k, m, n)));
         }
     }
-    let bar = output::progress((jobs.len() * 3 * args.runs) as u64, "windows", false);
+    let windows_per_job = (2 + pools.scenarios.len()) * args.runs;
+    let bar = output::progress((jobs.len() * windows_per_job) as u64, "windows", false);
     let done = AtomicUsize::new(0);
-    let cells: Vec<Cell> = jobs
+    // One Vec of cells per job, one cell per scenario.
+    let cells: Vec<Vec<Cell>> = jobs
         .par_iter()
-        .map(|&(k, method, n)| -> Result<Cell, String> {
+        .map(|&(k, method, n)| -> Result<Vec<Cell>, String> {
             let inputs = MethodInputs {
                 mlp: &mlp,
                 f: fs.row(k).to_owned(),
@@ -278,51 +381,68 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 mmd_permutations: 0,
             };
             let test = method.build(&inputs).map_err(|e| format!("{method}, f #{k}: {e}"))?;
-            let mut ms = Vec::with_capacity(3 * args.runs);
-            let mut stats = |kind: u64, pool: &Dataset| -> Result<Vec<f64>, String> {
+            // Times each statistic (not the drawing or corruption of its window).
+            let stats = |ms: &mut Vec<f64>, draw: &dyn Fn(usize) -> Result<Array2<f32>, String>| {
                 (0..args.runs)
                     .map(|w| {
-                        let q = pool.x.select(Axis(0), &window(args.seed, kind, n, w, pool.len()));
+                        let q = draw(w)?;
                         let started = Instant::now();
                         let s = test.statistic(q.view(), w as u64).map_err(|e| format!("{method}, N = {n}: {e}"));
                         ms.push(started.elapsed().as_secs_f64() * 1e3);
                         bar.set_position(done.fetch_add(1, Ordering::Relaxed) as u64 + 1);
                         s
                     })
-                    .collect()
+                    .collect::<Result<Vec<f64>, String>>()
             };
-            let null = stats(CALIBRATION, &pools.iid)?;
-            let fresh = stats(FRESH, &pools.iid)?;
-            let shifted = stats(SHIFTED, &pools.shifted)?;
+            let iid = &pools.iid;
+            let null_window =
+                |kind: u64| move |w: usize| Ok(iid.x.select(Axis(0), &window(args.seed, kind, n, w, iid.len())));
+            let mut null_ms = Vec::with_capacity(2 * args.runs);
+            let null = stats(&mut null_ms, &null_window(CALIBRATION))?;
+            let fresh = stats(&mut null_ms, &null_window(FRESH))?;
             let rate =
                 |s: &[f64]| s.iter().filter(|&&v| p_value(&null, v) <= args.alpha).count() as f64 / s.len() as f64;
-            let scores: Vec<f32> = null.iter().chain(&shifted).map(|&v| v as f32).collect();
             let labels: Vec<usize> = (0..2 * args.runs).map(|i| usize::from(i >= args.runs)).collect();
-            let auroc = auroc(&scores, &labels).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
-            Ok(Cell { tpr: rate(&shifted), fpr: rate(&fresh), auroc, ms })
+            pools
+                .scenarios
+                .iter()
+                .map(|scenario| {
+                    let mut ms = null_ms.clone();
+                    let shifted = stats(&mut ms, &|w| scenario.window(args.seed, n, w))?;
+                    let scores: Vec<f32> = null.iter().chain(&shifted).map(|&v| v as f32).collect();
+                    let auroc = auroc(&scores, &labels).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
+                    Ok(Cell { tpr: rate(&shifted), fpr: rate(&fresh), auroc, ms })
+                })
+                .collect()
         })
         .collect::<Result<_, _>>()?;
     bar.finish_and_clear();
 
-    let rows = summarise(&args, &jobs, &cells);
-    print_table(&rows);
+    let mut rows = Vec::new();
+    for (i, scenario) in pools.scenarios.iter().enumerate() {
+        let mine: Vec<&Cell> = cells.iter().map(|c| &c[i]).collect();
+        let block = summarise(&args, &scenario.name, &jobs, &mine);
+        print_table(&scenario.name, &block);
+        rows.extend(block);
+    }
     if args.json {
         let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs, "alpha": args.alpha,
             "base_models": args.base_models, "seed": args.seed, "arch": pools.layout.arch(),
             "pool": args.pool, "meta": args.meta, "meta_detectron": refined, "untilted": untilted,
             "detectron": DetectronConfig::default(),
-            "pools": {"train": pools.train.len(), "iid": pools.iid.len(), "shifted": pools.shifted.len()}});
-        output::json(&json!({"schema": "eval-shift/1", "results": rows, "settings": settings}))?;
+            "pools": {"train": pools.train.len(), "iid": pools.iid.len(),
+                "shifted": pools.scenarios.iter().map(|s| json!({"shift": s.name, "rows": s.len()})).collect::<Vec<_>>()}});
+        output::json(&json!({"schema": "eval-shift/2", "results": rows, "settings": settings}))?;
     }
     Ok(())
 }
 
-fn summarise(args: &Args, jobs: &[(usize, Method, usize)], cells: &[Cell]) -> Vec<Row> {
+fn summarise(args: &Args, shift: &str, jobs: &[(usize, Method, usize)], cells: &[&Cell]) -> Vec<Row> {
     let mut rows = Vec::new();
     for &method in &args.methods {
         for &n in &args.sizes {
             let mine: Vec<&Cell> =
-                jobs.iter().zip(cells).filter(|((_, m, s), _)| *m == method && *s == n).map(|(_, c)| c).collect();
+                jobs.iter().zip(cells).filter(|((_, m, s), _)| *m == method && *s == n).map(|(_, c)| *c).collect();
             let k = mine.len() as f64;
             let mean = |f: &dyn Fn(&Cell) -> f64| mine.iter().map(|c| f(c)).sum::<f64>() / k;
             let tpr = mean(&|c| c.tpr);
@@ -335,6 +455,7 @@ fn summarise(args: &Args, jobs: &[(usize, Method, usize)], cells: &[Cell]) -> Ve
             ms.sort_unstable_by(f64::total_cmp);
             let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
             rows.push(Row {
+                shift: shift.to_string(),
                 method: method.to_string(),
                 n,
                 tpr,
@@ -352,7 +473,8 @@ fn summarise(args: &Args, jobs: &[(usize, Method, usize)], cells: &[Cell]) -> Ve
     rows
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(shift: &str, rows: &[Row]) {
+    output::say(format_args!("\nshift: {shift}"));
     output::say(format_args!(
         "{:<24}{:>4}  {:>12}  {:>8}  {:>6}  {:>12}  {:>9}  {:>9}",
         "method", "N", "TPR ± s.e.", "sd(f)", "AUROC", "FPR fresh", "ms med", "ms p90"
