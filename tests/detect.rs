@@ -122,6 +122,19 @@ fn refinement_moves_members_towards_disagreeing_on_the_window() -> TestResult {
     Ok(())
 }
 
+/// A refinement that pushes every member below the floor (huge steps, a floor of 1) leaves f voting alone:
+/// the window still gets statistics (f's own entropies), not an error. The quickstart's export hit this.
+#[test]
+fn a_window_where_no_member_survives_refinement_is_scored_by_f_alone() -> TestResult {
+    let q = gaussian(20, [3.0, -3.0], 0.5, &mut rng(9));
+    let det = detector(EnsembleConfig { floor: 1.0, steps: 5, lr: 1e3, lambda: Some(1e3), ..Default::default() });
+    let stats = det.window_statistics(q.view(), 3)?;
+    assert_eq!(stats.ensemble_size, 0);
+    assert_eq!(stats.disagreement, 0.0);
+    assert!(stats.entropy_p > 0.0 && stats.entropy_p <= 1.0, "{}", stats.entropy_p);
+    Ok(())
+}
+
 /// Fraction of `n` fresh windows flagged (windows drawn from `pool` with seeds not used for calibration).
 fn flag_rate(det: &EnsembleDetector, tables: &[Calibration], pool: &Array2<f32>, size: usize, n: u64) -> f64 {
     let mut flagged = 0;

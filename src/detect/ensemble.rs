@@ -202,7 +202,13 @@ impl EnsembleDetector {
             let reference = ensemble_entropies(self.f_ref_probs.view(), probs.select(Axis(0), &keep).view())?;
             (moved.select(Axis(0), &keep), reference)
         };
-        let q_probs = self.mlp.probabilities(voters.view(), q)?;
+        // Refinement can push every member below the floor; then f votes alone (the batched forward refuses an
+        // empty batch of classifiers).
+        let q_probs = if voters.nrows() == 0 {
+            Array3::zeros((0, q.nrows(), f_q_probs.dim().2))
+        } else {
+            self.mlp.probabilities(voters.view(), q)?
+        };
         let ks = ks_two_sample(&ensemble_entropies(f_q_probs.view(), q_probs.view())?, &reference)?;
         let disagreement =
             if voters.nrows() == 0 { 0.0 } else { disagreement_mean(argmax(q_probs.view()).view(), &q_labels)? };
