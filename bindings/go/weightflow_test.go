@@ -74,7 +74,7 @@ type fixture struct {
 func loadFixture(t *testing.T) *fixture {
 	dir := os.Getenv("WF_FIXTURE_DIR")
 	if dir == "" {
-		t.Skip("WF_FIXTURE_DIR is unset: no bundle to score (scripts/test-bindings.sh makes one with the runtime)")
+		t.Fatal("WF_FIXTURE_DIR is unset: run the bindings' tests through scripts/test-bindings.sh, which writes the fixture bundle with the Rust runtime")
 	}
 	f := &fixture{bundle: filepath.Join(dir, "bundle.wfb")}
 	raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
