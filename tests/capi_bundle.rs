@@ -7,39 +7,16 @@
 use std::ffi::{CStr, CString};
 use std::path::Path;
 
-use ndarray::{Array1, Array2};
-use weightflow::bundle::{Bundle, Manifest, PoolSpec, FORMAT_VERSION};
+use weightflow::bundle::{Bundle, FORMAT_VERSION};
 use weightflow::capi::*;
-use weightflow::classifier::{Activation, Mlp};
-use weightflow::data::Standardizer;
-use weightflow::detect::EnsembleConfig;
-use weightflow::ode::Sampler;
-use weightflow::space::{Layout, SourceKind};
 
-/// A well-formed bundle of a 2-2 classifier. Its ONNX bytes are junk: every case here fails before
-/// onnxruntime would read them.
+#[path = "support/junk_bundle.rs"]
+mod junk_bundle;
+use junk_bundle::junk_bundle;
+
+/// A well-formed bundle whose ONNX bytes are junk: every case here fails before onnxruntime would read them.
 fn bundle_bytes() -> Vec<u8> {
-    let layout = Layout::parse("2-2").unwrap();
-    let bundle = Bundle {
-        manifest: Manifest {
-            format_version: 0,
-            producer: "tests/capi_bundle.rs".into(),
-            classifier: Mlp::new(layout.clone(), Activation::default()),
-            standardizer: Standardizer { mean: vec![0.0; 2], std: vec![1.0; 2] },
-            source: SourceKind::Kaiming,
-            sampler: Sampler::Euler,
-            steps: 1,
-            pool: PoolSpec { size: 1, seed: 0 },
-            ensemble: EnsembleConfig::default(),
-            calibration: Vec::new(),
-            sections: Vec::new(),
-        },
-        onnx: vec![1, 2, 3],
-        f: Array1::zeros(layout.dim()),
-        p_ref: Array2::zeros((1, 2)),
-        p_labels: vec![0],
-    };
-    bundle.to_bytes().unwrap()
+    junk_bundle("tests/capi_bundle.rs").to_bytes().unwrap()
 }
 
 /// Opens `path` through the C ABI with `onnxruntime` as the library path; returns the status and message.

@@ -2,36 +2,15 @@
 //! a process that has loaded onnxruntime keeps it, so this must run before any successful load.
 #![cfg(feature = "runtime")]
 
-use ndarray::{Array1, Array2};
-use weightflow::bundle::{Bundle, Manifest, PoolSpec};
-use weightflow::classifier::{Activation, Mlp};
-use weightflow::data::Standardizer;
-use weightflow::ode::Sampler;
 use weightflow::runtime::{Detector, OpenOptions, RuntimeError};
-use weightflow::space::{Layout, SourceKind};
+
+#[path = "support/junk_bundle.rs"]
+mod junk_bundle;
+use junk_bundle::junk_bundle;
 
 #[test]
 fn a_missing_library_is_reported_with_its_path() -> Result<(), Box<dyn std::error::Error>> {
-    let layout = Layout::parse("2-2")?;
-    let bundle = Bundle {
-        manifest: Manifest {
-            format_version: 0,
-            producer: "test".into(),
-            classifier: Mlp::new(layout.clone(), Activation::default()),
-            standardizer: Standardizer { mean: vec![0.0; 2], std: vec![1.0; 2] },
-            source: SourceKind::Kaiming,
-            sampler: Sampler::Euler,
-            steps: 1,
-            pool: PoolSpec { size: 1, seed: 0 },
-            ensemble: weightflow::detect::EnsembleConfig::untilted(),
-            calibration: Vec::new(),
-            sections: Vec::new(),
-        },
-        onnx: vec![1, 2, 3],
-        f: Array1::zeros(layout.dim()),
-        p_ref: Array2::zeros((1, 2)),
-        p_labels: vec![0],
-    };
+    let bundle = junk_bundle("tests/runtime_without_ort.rs");
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("b.wfb");
     bundle.write(&path)?;
