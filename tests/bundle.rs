@@ -3,7 +3,7 @@
 
 use ndarray::{Array1, Array2};
 use rand::Rng as _;
-use weightflow::bundle::{Bundle, BundleError, Manifest, PoolSpec, FORMAT_VERSION, MAGIC};
+use weightflow::bundle::{Bundle, BundleError, Manifest, PoolSpec, FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
 use weightflow::detect::{Calibration, EnsembleConfig};
@@ -21,6 +21,7 @@ fn sample_bundle() -> Bundle {
     let mut r = rng::rng(5);
     let f = Array1::from_iter((0..layout.dim()).map(|_| r.random_range(-1.0f32..1.0)));
     let p_ref = Array2::from_shape_fn((6, 3), |_| r.random_range(-2.0f32..2.0));
+    let pool = Array2::from_shape_fn((64, layout.dim()), |_| r.random_range(-1.0f32..1.0));
     Bundle {
         manifest: Manifest {
             format_version: 0,
@@ -46,7 +47,24 @@ fn sample_bundle() -> Bundle {
         f,
         p_ref,
         p_labels: vec![0, 1, 1, 0, 1, 0],
+        pool: Some(pool),
     }
+}
+
+/// `bytes` with the manifest's JSON edited by `edit` and the header's version, length and digest rewritten
+/// to match: a bundle that is consistent byte-wise, for checks that must look past the checksums.
+fn rewrite_manifest(bytes: &[u8], version: u32, edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    let range = manifest_range(bytes);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes[range.clone()]).unwrap();
+    edit(&mut manifest);
+    let json = serde_json::to_vec(&manifest).unwrap();
+    let mut out = bytes[..8].to_vec();
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&json));
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[range.end..]);
+    out
 }
 
 /// Where the manifest lies in `bytes`.
@@ -152,15 +170,7 @@ fn a_consistent_but_wrong_manifest_is_refused_by_shape_checks() -> TestResult {
     // Rewrite the manifest with a different classifier while keeping the header and checksums valid: the
     // reader must compare the tensors with the manifest, not only the bytes with their digests.
     let bytes = sample_bundle().to_bytes()?;
-    let range = manifest_range(&bytes);
-    let mut manifest: serde_json::Value = serde_json::from_slice(&bytes[range.clone()])?;
-    manifest["classifier"]["layout"] = serde_json::json!([3, 5, 2]);
-    let json = serde_json::to_vec(&manifest)?;
-    let mut bad = bytes[..12].to_vec();
-    bad.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    bad.extend_from_slice(&Sha256::digest(&json));
-    bad.extend_from_slice(&json);
-    bad.extend_from_slice(&bytes[range.end..]);
+    let bad = rewrite_manifest(&bytes, FORMAT_VERSION, |m| m["classifier"]["layout"] = serde_json::json!([3, 5, 2]));
     let err = Bundle::from_bytes(&bad).unwrap_err();
     assert!(matches!(err, BundleError::Shape { ref what, .. } if what == "tensor f"), "{err}");
     // Invalid values are refused on write, before anything reaches the disk.
@@ -182,5 +192,38 @@ fn a_consistent_but_wrong_manifest_is_refused_by_shape_checks() -> TestResult {
     let mut b = sample_bundle();
     b.p_ref[[0, 0]] = f32::NAN;
     assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { .. }));
+    let mut b = sample_bundle();
+    b.pool.as_mut().unwrap()[[3, 1]] = f32::INFINITY;
+    assert!(matches!(b.to_bytes().unwrap_err(), BundleError::Invalid { field: "pool", .. }));
+    let mut b = sample_bundle();
+    b.manifest.pool.size = 63;
+    let err = b.to_bytes().unwrap_err();
+    assert!(matches!(err, BundleError::Shape { ref what, .. } if what == "tensor pool"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn the_pool_is_optional_and_version_1_bundles_still_read() -> TestResult {
+    // Without a stored pool a current bundle round-trips with None (the detector generates it at open).
+    let b = Bundle { pool: None, ..sample_bundle() };
+    let back = Bundle::from_bytes(&b.to_bytes()?)?;
+    assert_eq!(back.pool, None);
+    assert_eq!(back.f, b.f);
+    // A version-1 file (no pool: the format had none) reads, and says so.
+    let v1 = rewrite_manifest(&b.to_bytes()?, 1, |m| m["format_version"] = 1.into());
+    let old = Bundle::from_bytes(&v1)?;
+    assert_eq!((old.manifest.format_version, old.pool.is_none()), (1, true));
+    assert_eq!(OLDEST_READABLE_VERSION, 1);
+    // A pool tensor in a version-1 file is a damaged file, not a silently accepted one.
+    let v1_with_pool = rewrite_manifest(&sample_bundle().to_bytes()?, 1, |m| m["format_version"] = 1.into());
+    let err = Bundle::from_bytes(&v1_with_pool).unwrap_err();
+    assert!(matches!(err, BundleError::Shape { ref what, .. } if what == "tensors"), "{err}");
+    // Header and manifest must agree on the version.
+    let mismatch = rewrite_manifest(&b.to_bytes()?, 1, |_| {});
+    let err = Bundle::from_bytes(&mismatch).unwrap_err();
+    assert!(matches!(err, BundleError::Invalid { field: "format_version", .. }), "{err}");
+    // Version 0 predates the format.
+    let zero = rewrite_manifest(&b.to_bytes()?, 0, |m| m["format_version"] = 0.into());
+    assert!(matches!(Bundle::from_bytes(&zero).unwrap_err(), BundleError::UnsupportedVersion { found: 0, .. }));
     Ok(())
 }

@@ -81,6 +81,8 @@ fn bundle_of(model: &MetaModel, sampler: Sampler, steps: usize) -> Result<Bundle
         f: Array1::from(f.to_vec()),
         p_ref,
         p_labels,
+        // Generated at open through onnxruntime: the tests below compare that generation with candle's.
+        pool: None,
     })
 }
 
@@ -201,5 +203,55 @@ fn scoring_standardises_validates_and_matches_the_ensemble_detector() -> TestRes
     inf[[0, 0]] = f32::INFINITY;
     assert!(matches!(bad(inf), RuntimeError::InvalidArgument(_)));
     assert!(matches!(bad(Array2::zeros((6, 3))), RuntimeError::Detect(_)), "window size 6 is not calibrated");
+    Ok(())
+}
+
+#[test]
+fn a_stored_pool_is_used_as_is_and_the_session_is_built_on_first_generate() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("a_stored_pool_is_used_as_is") else { return Ok(()) };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    let generated = bundle_of(&model, Sampler::Euler, 20)?;
+    let pool = model.generate(40, Sampler::Euler, 20, 17)?;
+    let stored = Bundle { pool: Some(pool.clone()), ..generated.clone() };
+    let (_d1, from_generation) = open(&generated, lib.clone())?;
+    let (_d2, from_storage) = open(&stored, lib)?;
+    assert_eq!(from_storage.pool(), &pool, "a stored pool is taken bit for bit");
+    assert!(from_storage.info().pool_stored && !from_generation.info().pool_stored);
+    assert_eq!(from_storage.info().bundle_version, weightflow::bundle::FORMAT_VERSION);
+    // The stored pool is the one open would have generated (candle vs onnxruntime rounding only).
+    assert!(relative(from_storage.pool(), from_generation.pool()) <= 1e-5);
+    // Generation still works (the session is built lazily) and equals the eagerly built session's.
+    assert_eq!(from_storage.generate(7, 5)?, from_generation.generate(7, 5)?);
+    // Scoring with the stored pool matches an EnsembleDetector over that pool exactly.
+    let ens = EnsembleDetector::new(
+        stored.manifest.classifier.clone(),
+        stored.f.clone(),
+        stored.p_ref.clone(),
+        pool,
+        ensemble_config(),
+    )?;
+    let raw = Array2::from_shape_fn((8, 3), |(i, j)| (i as f32 * 0.7 - j as f32 * 1.3).sin() * 2.0);
+    let got = from_storage.score(raw.view(), 4)?;
+    assert_eq!(got, ens.score(raw.mapv(|v| (v - 0.5) / 2.0).view(), &stored.manifest.calibration, 4)?);
+    Ok(())
+}
+
+#[test]
+fn a_stored_pool_does_not_hide_a_foreign_onnx_section() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("a_stored_pool_does_not_hide_a_foreign_onnx_section") else {
+        return Ok(());
+    };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    let good = bundle_of(&model, Sampler::Euler, 4)?;
+    let pool = Some(model.generate(40, Sampler::Euler, 4, 17)?);
+    // A velocity over another width, and bytes that are not ONNX: both refused at open without running them.
+    let other = tiny_model(Objective::Mmfm, Prediction::Velocity)?;
+    let mut other_onnx = other.to_onnx()?;
+    other_onnx.truncate(other_onnx.len() / 2);
+    for onnx in [vec![7u8; 64], other_onnx] {
+        let bad = Bundle { onnx, pool: pool.clone(), ..good.clone() };
+        let err = open(&bad, lib.clone()).unwrap_err().to_string();
+        assert!(err.contains("ONNX model"), "{err}");
+    }
     Ok(())
 }

@@ -17,7 +17,10 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
-use super::{Bundle, BundleError, Manifest, Section, FORMAT_VERSION, MAGIC, SECTION_ONNX, SECTION_TENSORS};
+use super::{
+    Bundle, BundleError, Manifest, Section, FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION, SECTION_ONNX,
+    SECTION_TENSORS,
+};
 
 /// Header bytes: magic, version, manifest length, manifest sha256.
 pub const HEADER: usize = 8 + 4 + 8 + 32;
@@ -28,6 +31,10 @@ pub const MAX_MANIFEST: u64 = 64 << 20;
 const T_F: &str = "f";
 const T_P_REF: &str = "p_ref";
 const T_P_LABELS: &str = "p_labels";
+/// The stored candidate pool (format ≥ 2, optional).
+const T_POOL: &str = "pool";
+/// The first format version with a stored pool.
+const POOL_SINCE: u32 = 2;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -88,19 +95,19 @@ impl Bundle {
     /// (contiguous, in order, exactly filling the rest), every section's sha256, then the tensors' names,
     /// dtypes and shapes against the manifest. Nothing is trusted before its check.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, BundleError> {
-        let manifest_bytes = header(bytes)?;
+        let (version, manifest_bytes) = header(bytes)?;
         let manifest: Manifest = serde_json::from_slice(manifest_bytes).map_err(BundleError::Manifest)?;
-        if manifest.format_version != FORMAT_VERSION {
+        if manifest.format_version != version {
             return Err(BundleError::Invalid {
                 field: "format_version",
-                reason: format!("manifest says {}, header says {FORMAT_VERSION}", manifest.format_version),
+                reason: format!("manifest says {}, header says {version}", manifest.format_version),
             });
         }
         let data = &bytes[HEADER + manifest_bytes.len()..];
         let sections = sections(&manifest.sections, data)?;
         let tensors = SafeTensors::deserialize(sections[SECTION_TENSORS]).map_err(BundleError::Tensors)?;
-        let Tensors { f, p_ref, p_labels } = read_tensors(&tensors)?;
-        let bundle = Bundle { onnx: sections[SECTION_ONNX].to_vec(), manifest, f, p_ref, p_labels };
+        let Tensors { f, p_ref, p_labels, pool } = read_tensors(&tensors, version)?;
+        let bundle = Bundle { onnx: sections[SECTION_ONNX].to_vec(), manifest, f, p_ref, p_labels, pool };
         bundle.validate()?;
         Ok(bundle)
     }
@@ -110,21 +117,29 @@ impl Bundle {
         let f = f32_bytes(self.f.as_slice().expect("an Array1 built by us is contiguous"));
         let p = f32_bytes(&self.p_ref.as_standard_layout().iter().copied().collect::<Vec<f32>>());
         let labels: Vec<u8> = self.p_labels.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let views = [
+        let pool = self
+            .pool
+            .as_ref()
+            .map(|p| (p.shape().to_vec(), f32_bytes(&p.as_standard_layout().iter().copied().collect::<Vec<f32>>())));
+        let mut views = vec![
             (T_F, TensorView::new(Dtype::F32, vec![self.f.len()], &f)),
             (T_P_REF, TensorView::new(Dtype::F32, self.p_ref.shape().to_vec(), &p)),
             (T_P_LABELS, TensorView::new(Dtype::U32, vec![self.p_labels.len()], &labels)),
-        ]
-        .into_iter()
-        .map(|(n, v)| v.map(|v| (n, v)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(BundleError::Tensors)?;
+        ];
+        if let Some((shape, bytes)) = &pool {
+            views.push((T_POOL, TensorView::new(Dtype::F32, shape.clone(), bytes)));
+        }
+        let views = views
+            .into_iter()
+            .map(|(n, v)| v.map(|v| (n, v)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BundleError::Tensors)?;
         safetensors::serialize(views, None).map_err(BundleError::Tensors)
     }
 }
 
-/// Checks magic, version and manifest length; returns the manifest's bytes.
-fn header(bytes: &[u8]) -> Result<&[u8], BundleError> {
+/// Checks magic, version and manifest length; returns the version and the manifest's bytes.
+fn header(bytes: &[u8]) -> Result<(u32, &[u8]), BundleError> {
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
         let reason = if bytes.is_empty() {
             "the file is empty".to_string()
@@ -140,7 +155,7 @@ fn header(bytes: &[u8]) -> Result<&[u8], BundleError> {
         return Err(BundleError::Truncated { what: "header".into(), needed: HEADER as u64, available: available(0) });
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-    if version != FORMAT_VERSION {
+    if !(OLDEST_READABLE_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(BundleError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
     }
     let len = u64::from_le_bytes(bytes[12..20].try_into().expect("8 bytes"));
@@ -156,7 +171,7 @@ fn header(bytes: &[u8]) -> Result<&[u8], BundleError> {
     if expected != got {
         return Err(BundleError::Checksum { section: "manifest".into(), expected, got });
     }
-    Ok(manifest)
+    Ok((version, manifest))
 }
 
 /// Checks the sections table against the data area and every sha256; returns the sections by name.
@@ -203,18 +218,24 @@ struct Tensors {
     f: Array1<f32>,
     p_ref: Array2<f32>,
     p_labels: Vec<u32>,
+    pool: Option<Array2<f32>>,
 }
 
-/// The three tensors, each checked for dtype and rank (the shapes against the manifest in `validate`).
-fn read_tensors(st: &SafeTensors<'_>) -> Result<Tensors, BundleError> {
+/// The tensors, each checked for dtype and rank (the shapes against the manifest in `validate`): f, p_ref and
+/// p_labels always; pool where the format has it and the writer stored it.
+fn read_tensors(st: &SafeTensors<'_>, version: u32) -> Result<Tensors, BundleError> {
     let mut names = st.names();
     names.sort();
-    if names != [T_F, T_P_LABELS, T_P_REF] {
-        return Err(BundleError::Shape {
-            what: "tensors".into(),
-            expected: format!("{:?}", [T_F, T_P_LABELS, T_P_REF]),
-            got: format!("{names:?}"),
-        });
+    let required = [T_F, T_P_LABELS, T_P_REF];
+    let with_pool = [T_F, T_P_LABELS, T_P_REF, T_POOL];
+    let has_pool = version >= POOL_SINCE && names == with_pool;
+    if names != required && !has_pool {
+        let expected = if version >= POOL_SINCE {
+            format!("{required:?} or {with_pool:?}")
+        } else {
+            format!("{required:?} (format version {version})")
+        };
+        return Err(BundleError::Shape { what: "tensors".into(), expected, got: format!("{names:?}") });
     }
     let get = |name: &str, dtype: Dtype, rank: usize| -> Result<(Vec<usize>, Vec<[u8; 4]>), BundleError> {
         let t = st.tensor(name).map_err(BundleError::Tensors)?;
@@ -231,8 +252,17 @@ fn read_tensors(st: &SafeTensors<'_>) -> Result<Tensors, BundleError> {
     let (_, f) = get(T_F, Dtype::F32, 1)?;
     let (p_shape, p) = get(T_P_REF, Dtype::F32, 2)?;
     let (_, labels) = get(T_P_LABELS, Dtype::U32, 1)?;
+    let matrix = |shape: Vec<usize>, words: Vec<[u8; 4]>| {
+        Array2::from_shape_vec((shape[0], shape[1]), words.into_iter().map(f32::from_le_bytes).collect())
+            .expect("safetensors checked the byte length against the shape")
+    };
+    let pool = if has_pool {
+        let (shape, words) = get(T_POOL, Dtype::F32, 2)?;
+        Some(matrix(shape, words))
+    } else {
+        None
+    };
     let f = Array1::from_iter(f.into_iter().map(f32::from_le_bytes));
-    let p = Array2::from_shape_vec((p_shape[0], p_shape[1]), p.into_iter().map(f32::from_le_bytes).collect())
-        .expect("safetensors checked the byte length against the shape");
-    Ok(Tensors { f, p_ref: p, p_labels: labels.into_iter().map(u32::from_le_bytes).collect() })
+    let p_labels = labels.into_iter().map(u32::from_le_bytes).collect();
+    Ok(Tensors { f, p_ref: matrix(p_shape, p), p_labels, pool })
 }

@@ -23,11 +23,14 @@ pub enum BundleError {
         reason: String,
     },
     /// The bundle was written by a format version this library does not read.
-    #[error("bundle format version {found} is not supported (this library reads version {supported})")]
+    #[error(
+        "bundle format version {found} is not supported (this library reads versions {}–{supported})",
+        super::OLDEST_READABLE_VERSION
+    )]
     UnsupportedVersion {
         /// The version in the file.
         found: u32,
-        /// The version this library reads and writes.
+        /// The newest version this library reads (the one it writes).
         supported: u32,
     },
     /// The file ends before a part it declares.

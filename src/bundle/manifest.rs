@@ -22,8 +22,8 @@ pub struct Section {
     pub sha256: String,
 }
 
-/// How the ensemble's candidate pool is generated when a detector opens: `size` weight vectors from fresh
-/// source samples drawn with `seed`.
+/// The ensemble's candidate pool: `size` weight vectors generated from fresh source samples drawn with
+/// `seed`, stored in the bundle (format ≥ 2, written by `weightflow export`) or generated when a detector opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
@@ -51,7 +51,7 @@ pub struct Manifest {
     pub sampler: Sampler,
     /// Its number of steps.
     pub steps: usize,
-    /// The candidate pool generated at open.
+    /// The candidate pool (stored, or generated at open).
     pub pool: PoolSpec,
     /// The detector's scoring settings.
     pub ensemble: EnsembleConfig,

@@ -5,7 +5,8 @@
 //! with a sha256 per section) and two sections: [`SECTION_ONNX`], the meta-model's velocity field as ONNX
 //! ([`crate::onnx`]), and [`SECTION_TENSORS`], safetensors with the deployed classifier f (`f`, `[D]` f32),
 //! the standardised reference sample of P (`p_ref`, `[N, features]` f32) and f's pseudo-labels on it
-//! (`p_labels`, `[N]` u32). The byte format is in [`codec`].
+//! (`p_labels`, `[N]` u32) and, from format version 2, the candidate pool (`pool`, `[pool size, D]` f32) so
+//! that a detector opens without running the meta-model. The byte format is in [`codec`].
 //!
 //! [`Bundle::write`] is atomic and deterministic; [`Bundle::read`] is strict: every check of the format has
 //! its own [`BundleError`] variant and runs before anything is used. This layer needs neither candle nor
@@ -22,8 +23,11 @@ pub use manifest::{Manifest, PoolSpec, Section};
 
 /// The first bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"WFBUNDL\0";
-/// The format version this library writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this library writes (and the newest it reads). Version 2 added the optional `pool`
+/// tensor: the candidate pool stored at export, so that opening a bundle only reads.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this library reads (version 1: no stored pool, generated at open).
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Name of the ONNX section.
 pub const SECTION_ONNX: &str = "model.onnx";
 /// Name of the safetensors section.
@@ -42,6 +46,9 @@ pub struct Bundle {
     pub p_ref: Array2<f32>,
     /// f's pseudo-labels on `p_ref` `[N]`.
     pub p_labels: Vec<u32>,
+    /// The candidate pool `[pool size, D]`: exactly what the meta-model generates from the manifest's pool
+    /// seed, stored at export. `None`: a detector generates it at open (version-1 bundles have none).
+    pub pool: Option<Array2<f32>>,
 }
 
 impl Bundle {
@@ -82,6 +89,13 @@ impl Bundle {
         }
         if m.pool.size == 0 {
             return invalid("pool", "the candidate pool is empty".into());
+        }
+        if let Some(pool) = &self.pool {
+            let expected = format!("[{}, {}]", m.pool.size, layout.dim());
+            shape("tensor pool", expected, format!("{:?}", pool.shape()))?;
+            if !pool.iter().all(finite) {
+                return invalid("pool", "every stored candidate's weight must be finite".into());
+            }
         }
         m.ensemble.validate().or_else(|e| invalid("ensemble", e.to_string()))?;
         let mut sizes = std::collections::BTreeSet::new();

@@ -1,6 +1,6 @@
 //! Errors of the ONNX export.
 
-/// Why a velocity field could not be exported.
+/// Why a velocity field could not be exported, or why ONNX bytes are not one.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OnnxError {
@@ -17,4 +17,7 @@ pub enum OnnxError {
     /// The specification is not exportable (e.g. no layers, an odd time embedding).
     #[error("ONNX export: {0}")]
     Unsupported(String),
+    /// The bytes are not a velocity model of the expected signature.
+    #[error("ONNX model: {0}")]
+    Signature(String),
 }

@@ -9,7 +9,9 @@ mod error;
 mod graph;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 mod proto;
+mod signature;
 pub mod velocity;
 
 pub use error::OnnxError;
+pub use signature::check_velocity_signature;
 pub use velocity::{export_velocity, DenseLayer, EndpointStats, VelocitySpec, INPUT_T, INPUT_X, OUTPUT_V};

@@ -1,12 +1,13 @@
 //! [`Detector`]: a bundle opened for generation and scoring.
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use ndarray::{s, Array2, ArrayView2};
 
 use super::session::{ensure_loaded, library_path, VelocitySession};
 use super::RuntimeError;
-use crate::bundle::{Bundle, Manifest, FORMAT_VERSION};
+use crate::bundle::{Bundle, Manifest};
 use crate::detect::{EnsembleDetector, Score};
 use crate::ode::integrate;
 use crate::rng;
@@ -35,17 +36,21 @@ pub struct DetectorInfo {
     pub n_params: usize,
     /// Window sizes with a calibration table.
     pub window_sizes: Vec<usize>,
-    /// Members that vote: pool candidates (generated at open) that passed the accuracy floor, at most the
-    /// configured ensemble size.
+    /// Members that vote: pool candidates (stored in the bundle or generated at open) that passed the
+    /// accuracy floor, at most the configured ensemble size.
     pub ensemble_size: usize,
     /// The bundle's format version.
     pub bundle_version: u32,
+    /// Whether the candidate pool came stored in the bundle (format ≥ 2) rather than generated at open.
+    pub pool_stored: bool,
 }
 
 /// An opened bundle: immutable after [`Detector::open`]; `Send + Sync`, so many threads may score at once.
 pub struct Detector {
     bundle: Bundle,
-    session: VelocitySession,
+    /// The velocity field, built on first use: scoring with a stored pool never needs it.
+    session: OnceLock<VelocitySession>,
+    threads: usize,
     pool: Array2<f32>,
     ensemble: EnsembleDetector,
     info: DetectorInfo,
@@ -64,16 +69,31 @@ impl std::fmt::Debug for Detector {
 }
 
 impl Detector {
-    /// Reads and checks the bundle (strictly: see [`Bundle::from_bytes`]), loads onnxruntime, builds the
-    /// session, generates the candidate pool with the bundle's pool seed and builds the ensemble detector
-    /// from it (members that pass the accuracy floor on P's reference sample).
+    /// Reads and checks the bundle (strictly: see [`Bundle::from_bytes`]), loads onnxruntime, takes the
+    /// candidate pool stored in the bundle (or, for a bundle without one, builds the ONNX session and
+    /// generates it with the bundle's pool seed) and builds the ensemble detector from it (members that pass
+    /// the accuracy floor on P's reference sample). With a stored pool, open only reads: the ONNX session is
+    /// built on the first [`Self::generate`] or [`Self::velocity`] call.
     pub fn open(bundle: &Path, options: &OpenOptions) -> Result<Self, RuntimeError> {
         let bundle = Bundle::read(bundle)?;
+        // Loaded at open even when the pool is stored, so that a missing library is reported where users
+        // look for set-up errors rather than on a later generate call.
         ensure_loaded(&library_path(options.onnxruntime.as_deref()))?;
-        let layout = &bundle.manifest.classifier.layout;
-        let session = VelocitySession::new(&bundle.onnx, layout.dim(), options.threads)?;
+        let session = OnceLock::new();
         let m = &bundle.manifest;
-        let pool = generate(&session, m, m.pool.size, m.pool.seed)?;
+        let layout = &m.classifier.layout;
+        let pool = match &bundle.pool {
+            Some(pool) => {
+                crate::onnx::check_velocity_signature(&bundle.onnx, layout.dim()).map_err(|e| {
+                    RuntimeError::OnnxRuntime { op: "check the ONNX model's signature", message: e.to_string() }
+                })?;
+                pool.clone()
+            }
+            None => {
+                let built = VelocitySession::new(&bundle.onnx, layout.dim(), options.threads)?;
+                generate(session.get_or_init(|| built), m, m.pool.size, m.pool.seed)?
+            }
+        };
         let (f, p_ref) = (bundle.f.clone(), bundle.p_ref.clone());
         let ensemble = EnsembleDetector::new(m.classifier.clone(), f, p_ref, pool.clone(), m.ensemble.clone())?;
         let info = DetectorInfo {
@@ -82,9 +102,20 @@ impl Detector {
             n_params: layout.dim(),
             window_sizes: m.calibration.iter().map(|c| c.window_size).collect(),
             ensemble_size: ensemble.members().nrows(),
-            bundle_version: FORMAT_VERSION,
+            bundle_version: m.format_version,
+            pool_stored: bundle.pool.is_some(),
         };
-        Ok(Self { bundle, session, pool, ensemble, info })
+        Ok(Self { bundle, session, threads: options.threads, pool, ensemble, info })
+    }
+
+    /// The ONNX session, built on first use (two racing first callers may both build one; one is kept).
+    fn session(&self) -> Result<&VelocitySession, RuntimeError> {
+        if let Some(session) = self.session.get() {
+            return Ok(session);
+        }
+        let layout = &self.bundle.manifest.classifier.layout;
+        let built = VelocitySession::new(&self.bundle.onnx, layout.dim(), self.threads)?;
+        Ok(self.session.get_or_init(|| built))
     }
 
     /// What this detector scores and generates.
@@ -97,7 +128,7 @@ impl Detector {
         &self.bundle
     }
 
-    /// The candidate pool `[pool size, D]` generated at open.
+    /// The candidate pool `[pool size, D]` (stored in the bundle or generated at open).
     pub fn pool(&self) -> &Array2<f32> {
         &self.pool
     }
@@ -131,14 +162,14 @@ impl Detector {
         if !t.is_finite() || theta.iter().any(|v| !v.is_finite()) {
             return Err(RuntimeError::InvalidArgument("velocity needs finite weights and time".into()));
         }
-        self.session.velocity(theta, t)
+        self.session()?.velocity(theta, t)
     }
 
     /// `n` classifiers' flat weights `[n, D]` (classifier layout): fresh source samples drawn with `seed`
     /// (as `flow::MetaModel::generate` draws them) carried to t = 1 by the bundle's sampler and steps, the
     /// velocity evaluated by onnxruntime.
     pub fn generate(&self, n: usize, seed: u64) -> Result<Array2<f32>, RuntimeError> {
-        generate(&self.session, &self.bundle.manifest, n, seed)
+        generate(self.session()?, &self.bundle.manifest, n, seed)
     }
 }
 

@@ -17,12 +17,15 @@ pub enum RuntimeError {
     /// The bundle is damaged: truncated, a checksum or shape mismatch, an invalid manifest or ONNX model.
     #[error(transparent)]
     BundleCorrupt(BundleError),
-    /// The bundle's format version is not the one this library reads.
-    #[error("bundle format version {found} is not supported (this library reads version {supported})")]
+    /// The bundle's format version is not one this library reads.
+    #[error(
+        "bundle format version {found} is not supported (this library reads versions {}–{supported})",
+        crate::bundle::OLDEST_READABLE_VERSION
+    )]
     UnsupportedVersion {
         /// The file's version.
         found: u32,
-        /// The supported version.
+        /// The newest version this library reads.
         supported: u32,
     },
     /// The onnxruntime shared library could not be loaded.

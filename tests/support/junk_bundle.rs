@@ -30,5 +30,6 @@ pub fn junk_bundle(producer: &str) -> Bundle {
         f: Array1::zeros(layout.dim()),
         p_ref: Array2::zeros((1, 2)),
         p_labels: vec![0],
+        pool: None,
     }
 }

@@ -41,7 +41,7 @@ pub fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
     let null = Array2::from_shape_fn((40, 3), |_| r.random_range(-1.0f32..1.0));
     let mlp = Mlp::new(layout.clone(), Activation::default());
     let pool = model.generate(40, Sampler::Euler, 4, 17).unwrap();
-    let ens = EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool, ensemble_config()).unwrap();
+    let ens = EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool.clone(), ensemble_config()).unwrap();
     let calibration = ens.calibrate(null.view(), &[5], 20, 1).unwrap();
     let p_labels =
         mlp.predict(f.view().insert_axis(Axis(0)), p_ref.view()).unwrap().row(0).iter().map(|&c| c as u32).collect();
@@ -63,6 +63,7 @@ pub fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
         f: Array1::from(f.to_vec()),
         p_ref,
         p_labels,
+        pool: Some(pool),
     };
     let path = dir.join("tiny.wfb");
     bundle.write(&path).unwrap();

@@ -2,8 +2,9 @@
 //!
 //! f is the final checkpoint of one base run (`--f-run`); P's reference sample is the trajectories' training
 //! split and the null pool P* their held-out test split, both standardised as the runs saw them. The candidate
-//! pool is the one a detector generates at open — generated here through onnxruntime from the bundle itself,
-//! so that calibration and scoring see the same members. JSON (schema `export/1`): `schema`, `out`, `bytes`,
+//! pool is generated through onnxruntime from the bundle itself (exactly what a detector would generate at
+//! open), calibrated against and stored in the bundle, so that calibration and scoring see the same members
+//! and a detector opens without running the meta-model. JSON (schema `export/1`): `schema`, `out`, `bytes`,
 //! `layout`, `window_sizes`, `ensemble_size`, `pool`, `seconds`.
 
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ pub struct Args {
     /// ODE solver: euler, heun or rk4.
     #[arg(long, value_parser = kebab::<Sampler>, default_value = "euler")]
     pub sampler: Sampler,
-    /// Candidates generated at open (members that pass the floor vote).
+    /// Candidates generated and stored in the bundle (members that pass the floor vote).
     #[arg(long, default_value_t = 256)]
     pub pool: usize,
     /// Seed of the candidates' source samples.
@@ -123,12 +124,14 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         f: f.clone(),
         p_ref: data.train.x.clone(),
         p_labels: p_labels.row(0).iter().map(|&c| c as u32).collect(),
+        pool: None,
     };
     // Calibrate with exactly the members the runtime will hold: open the uncalibrated bundle.
     bundle.write(&args.out)?;
     let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), threads: 0 };
     let pool = Detector::open(&args.out, &options)?.pool().clone();
-    let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool, config)?;
+    let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool.clone(), config)?;
+    bundle.pool = Some(pool);
     let ensemble_size = detector.members().nrows();
     bundle.manifest.calibration = detector.calibrate(data.test.x.view(), &sizes, args.null_windows, args.seed)?;
     bundle.write(&args.out)?;
