@@ -16,15 +16,34 @@ pub enum Statistic {
     Disagreement,
 }
 
+/// Which of the pool's candidates (those that pass the accuracy floor on P) vote on a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Selection {
+    /// The first M candidates, the same for every window (the only choice of format-1 bundles).
+    #[default]
+    First,
+    /// Per window, the M candidates that disagree most with f on the window (ties: pool order): a cheap
+    /// importance selection by the CDC reward's "disagree on Q" term among members that already agree on P.
+    /// The gradient steps then start from the members closest to the tilted distribution.
+    Disagreeing,
+}
+
 /// Scoring settings: which members vote, how far each is moved towards "agree on P, disagree on Q", and the
-/// decision level. `steps = 0` is the *untilted* ensemble (the pool's members as generated); `steps > 0` is
-/// the inference-only *meta-detectron* path (gradient descent on ℓ_cdc from each pool member).
+/// decision level. `steps = 0` with [`Selection::First`] is the *untilted* ensemble (the pool's members as
+/// generated); the default, *meta-detectron*, selects the most disagreeing candidates per window and moves
+/// them by gradient descent on ℓ_cdc (inference only: no meta-model runs per window).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EnsembleConfig {
-    /// Members M that vote: the first M pool members whose agreement with f on the reference sample reaches
-    /// `floor` (fewer if the pool holds fewer).
+    /// Members M that vote: M of the pool's candidates whose agreement with f on the reference sample reaches
+    /// `floor`, chosen by `selection` (fewer if fewer pass).
     pub ensemble_size: usize,
+    /// How the M voters are chosen among the candidates. A manifest without this field predates it and was
+    /// calibrated with [`Selection::First`], so that is the value a missing field reads as.
+    #[serde(default)]
+    pub selection: Selection,
     /// Accuracy floor on P: the least agreement with f's predictions on the reference sample a member needs to
     /// vote, checked on the pool at construction and again after refinement.
     pub floor: f64,
@@ -45,12 +64,13 @@ pub struct EnsembleConfig {
 }
 
 impl Default for EnsembleConfig {
-    /// The refined meta-detectron path (see docs/DETECT.md for the measurements behind these values).
+    /// The meta-detectron path (see docs/DETECT.md for the measurements behind these values).
     fn default() -> Self {
         Self {
-            ensemble_size: 32,
+            ensemble_size: 16,
+            selection: Selection::Disagreeing,
             floor: 0.8,
-            steps: 10,
+            steps: 5,
             lr: 2.0,
             refine_rows: 64,
             lambda: Some(1.0),
@@ -61,9 +81,19 @@ impl Default for EnsembleConfig {
 }
 
 impl EnsembleConfig {
-    /// The untilted ensemble: the default without refinement steps.
+    /// The untilted ensemble: the first M candidates as generated, no steps.
     pub fn untilted() -> Self {
+        Self { steps: 0, selection: Selection::First, ..Self::default() }
+    }
+
+    /// Selection alone: the default's most disagreeing candidates per window, without gradient steps.
+    pub fn selected() -> Self {
         Self { steps: 0, ..Self::default() }
+    }
+
+    /// Steps alone (the previous default, docs/DETECT.md): the first 32 candidates, 10 ℓ_cdc steps each.
+    pub fn steps_only() -> Self {
+        Self { ensemble_size: 32, selection: Selection::First, steps: 10, ..Self::default() }
     }
 
     /// Checks every setting's range.

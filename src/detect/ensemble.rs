@@ -3,7 +3,8 @@
 //!
 //! Per window Q (rows already standardised):
 //! 1. ŷ = argmax f on Q and on the reference sample P_ref;
-//! 2. members: the pool's voters (agreement with f on P_ref ≥ floor, chosen at construction), each moved
+//! 2. members: among the pool's candidates (agreement with f on P_ref ≥ floor, checked at construction) the
+//!    first M, or the M that disagree most with ŷ on Q ([`Selection`]), each moved
 //!    `steps` gradient steps θ ← θ − lr·∇ℓ_cdc(g_θ; P_sub, Q) with P_sub `refine_rows` reference rows drawn
 //!    for the window ([`EnsembleConfig`]); refined members vote only if they still pass the floor;
 //! 3. entropy test: H of the mean softmax over {f, g_1 … g_M} on Q and on P_ref, KS test between the two
@@ -14,7 +15,7 @@ use ndarray::{concatenate, Array1, Array2, Array3, ArrayView2, ArrayView3, Axis}
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{p_value, threshold, Calibration};
-use super::config::{EnsembleConfig, Statistic};
+use super::config::{EnsembleConfig, Selection, Statistic};
 use super::error::{check_rows, DetectError};
 use super::ks::ks_two_sample;
 use super::method::WindowTest;
@@ -71,11 +72,12 @@ pub struct EnsembleDetector {
     f: Array2<f32>,
     p_ref: Array2<f32>,
     p_labels: Vec<usize>,
-    members: Array2<f32>,
+    /// The pool members that pass the floor, in pool order.
+    candidates: Array2<f32>,
     config: EnsembleConfig,
     /// f's softmax on P_ref `[1, R, C]`: f never moves, so it is computed once.
     f_ref_probs: Array3<f32>,
-    /// Entropies on P_ref when members never move (steps = 0): the same for every window.
+    /// Entropies on P_ref when the voters are the same for every window (first-M selection, no steps).
     fixed_reference: Option<Vec<f64>>,
 }
 
@@ -101,16 +103,20 @@ impl EnsembleDetector {
         let f_ref_probs = mlp.probabilities(f.view(), p_ref.view())?;
         let p_labels = argmax(f_ref_probs.view()).row(0).to_vec();
         let agreement = agreement(&mlp, pool.view(), p_ref.view(), &p_labels)?;
-        let voters: Vec<usize> =
-            (0..pool.nrows()).filter(|&m| agreement[m] >= config.floor).take(config.ensemble_size).collect();
-        if voters.is_empty() {
+        // With first-M selection only M candidates can ever vote: keep just those.
+        let keep = match config.selection {
+            Selection::First => config.ensemble_size,
+            Selection::Disagreeing => usize::MAX,
+        };
+        let passing: Vec<usize> = (0..pool.nrows()).filter(|&m| agreement[m] >= config.floor).take(keep).collect();
+        if passing.is_empty() {
             let best = agreement.iter().copied().fold(0.0, f64::max);
             return Err(DetectError::NoMemberPassesFloor { floor: config.floor, best });
         }
-        let members = pool.select(Axis(0), &voters);
-        let mut det = Self { mlp, f, p_ref, p_labels, members, config, f_ref_probs, fixed_reference: None };
-        if det.config.steps == 0 {
-            let probs = det.mlp.probabilities(det.members.view(), det.p_ref.view())?;
+        let candidates = pool.select(Axis(0), &passing);
+        let mut det = Self { mlp, f, p_ref, p_labels, candidates, config, f_ref_probs, fixed_reference: None };
+        if det.config.steps == 0 && det.config.selection == Selection::First {
+            let probs = det.mlp.probabilities(det.candidates.view(), det.p_ref.view())?;
             det.fixed_reference = Some(ensemble_entropies(det.f_ref_probs.view(), probs.view())?);
         }
         Ok(det)
@@ -121,9 +127,15 @@ impl EnsembleDetector {
         &self.config
     }
 
-    /// The members that passed the floor at construction, `[M, D]`.
+    /// The candidates voters are chosen from: pool members that passed the floor at construction, in pool
+    /// order (only the first M of them with [`Selection::First`]), `[candidates, D]`.
     pub fn members(&self) -> ArrayView2<'_, f32> {
-        self.members.view()
+        self.candidates.view()
+    }
+
+    /// Members that vote on a window before refinement: M, or fewer when fewer candidates passed the floor.
+    pub fn ensemble_size(&self) -> usize {
+        self.config.ensemble_size.min(self.candidates.nrows())
     }
 
     /// Null statistics for each window size in `sizes`: `windows` windows of distinct rows drawn from
@@ -191,11 +203,11 @@ impl EnsembleDetector {
         let q_labels = argmax(f_q_probs.view()).row(0).to_vec();
         // One forward pass of the moved members over P_ref serves both the floor (argmax) and the reference
         // entropies (softmax); f's share of both is precomputed.
-        let (voters, reference) = if self.config.steps == 0 {
-            let fixed = self.fixed_reference.as_ref().expect("set at construction when steps = 0");
-            (self.members.clone(), fixed.clone())
+        let (voters, reference) = if let Some(fixed) = &self.fixed_reference {
+            (self.candidates.clone(), fixed.clone())
         } else {
-            let moved = self.refine(q, &q_labels, &mut stream(seed, 0))?;
+            let chosen = self.select(q, &q_labels)?;
+            let moved = self.refine(chosen, q, &q_labels, &mut stream(seed, 0))?;
             let probs = self.mlp.probabilities(moved.view(), self.p_ref.view())?;
             let agreement = agreement_rates(argmax(probs.view()).view(), &self.p_labels);
             let keep: Vec<usize> = (0..moved.nrows()).filter(|&m| agreement[m] >= self.config.floor).collect();
@@ -220,8 +232,34 @@ impl EnsembleDetector {
         })
     }
 
-    /// The voters moved `steps` gradient steps on ℓ_cdc(g; P_sub, Q) (module docs).
-    fn refine(&self, q: ArrayView2<'_, f32>, q_labels: &[usize], rng: &mut Rng) -> Result<Array2<f32>, DetectError> {
+    /// The window's M voters before refinement ([`Selection`]).
+    fn select(&self, q: ArrayView2<'_, f32>, q_labels: &[usize]) -> Result<Array2<f32>, DetectError> {
+        let m = self.ensemble_size();
+        match self.config.selection {
+            Selection::First => Ok(self.candidates.slice(ndarray::s![..m, ..]).to_owned()),
+            Selection::Disagreeing => {
+                let agreement = agreement(&self.mlp, self.candidates.view(), q, q_labels)?;
+                // Least agreement first; a stable sort keeps pool order among ties, so the choice is
+                // deterministic.
+                let mut order: Vec<usize> = (0..agreement.len()).collect();
+                order.sort_by(|&a, &b| agreement[a].total_cmp(&agreement[b]));
+                order.truncate(m);
+                Ok(self.candidates.select(Axis(0), &order))
+            }
+        }
+    }
+
+    /// `thetas` moved `steps` gradient steps on ℓ_cdc(g; P_sub, Q) (module docs); unchanged when steps = 0.
+    fn refine(
+        &self,
+        mut thetas: Array2<f32>,
+        q: ArrayView2<'_, f32>,
+        q_labels: &[usize],
+        rng: &mut Rng,
+    ) -> Result<Array2<f32>, DetectError> {
+        if self.config.steps == 0 {
+            return Ok(thetas);
+        }
         let n_ref = self.p_ref.nrows();
         let k = if self.config.refine_rows == 0 { n_ref } else { self.config.refine_rows.min(n_ref) };
         let idx = rand::seq::index::sample(rng, n_ref, k).into_vec();
@@ -229,7 +267,6 @@ impl EnsembleDetector {
         let x = concatenate(Axis(0), &[p_sub.view(), q.view()]).expect("equal widths");
         let p_labels: Vec<usize> = idx.iter().map(|&i| self.p_labels[i]).collect();
         let targets = Targets::cdc(&p_labels, q_labels, self.config.lambda);
-        let mut thetas = self.members.clone();
         for _ in 0..self.config.steps {
             let (_, grad) = self.mlp.loss_and_grad(thetas.view(), x.view(), &targets)?;
             thetas.scaled_add(-self.config.lr, &grad);

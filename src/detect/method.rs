@@ -27,9 +27,14 @@ pub trait WindowTest: Send + Sync {
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Method {
-    /// Pool members refined by gradient steps on ℓ_cdc per window ([`EnsembleDetector`], `steps > 0`).
+    /// The most disagreeing pool members per window, refined by gradient steps on ℓ_cdc
+    /// ([`EnsembleDetector`] with the default [`EnsembleConfig`]).
     MetaDetectron,
-    /// The pool's members as generated ([`EnsembleDetector`], `steps = 0`).
+    /// Selection without steps ([`EnsembleConfig::selected`]): what the per-window choice alone earns.
+    Selected,
+    /// Steps without selection ([`EnsembleConfig::steps_only`], the previous default).
+    MetaDetectronSteps,
+    /// The pool's first members as generated ([`EnsembleDetector`], `steps = 0`).
     Untilted,
     /// Detectron's entropy test with natively trained CDCs ([`Detectron`]).
     Detectron,
@@ -45,8 +50,10 @@ pub enum Method {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 9] = [
         Method::MetaDetectron,
+        Method::Selected,
+        Method::MetaDetectronSteps,
         Method::Untilted,
         Method::Detectron,
         Method::DetectronDisagreement,
@@ -59,6 +66,8 @@ impl Method {
     pub fn name(self) -> &'static str {
         match self {
             Method::MetaDetectron => "meta-detectron",
+            Method::Selected => "selected",
+            Method::MetaDetectronSteps => "meta-detectron-steps",
             Method::Untilted => "untilted",
             Method::Detectron => "detectron",
             Method::DetectronDisagreement => "detectron-disagreement",
@@ -70,16 +79,28 @@ impl Method {
 
     /// Whether the method needs a pool of generated members.
     pub fn needs_pool(self) -> bool {
-        matches!(self, Method::MetaDetectron | Method::Untilted)
+        matches!(self, Method::MetaDetectron | Method::Selected | Method::MetaDetectronSteps | Method::Untilted)
     }
 
     /// The test for one deployed classifier (module-level seam for evaluations).
     pub fn build(self, inputs: &MethodInputs<'_>) -> Result<Box<dyn WindowTest>, DetectError> {
         let (mlp, f, p_ref) = (inputs.mlp.clone(), inputs.f.clone(), inputs.p_ref.clone());
         let pool = || inputs.pool.map(|p| p.to_owned()).ok_or(DetectError::Empty { what: "member pool" });
+        // The variants of meta-detectron share its floor and level; only selection and steps differ.
+        let variant = |base: EnsembleConfig| EnsembleConfig {
+            floor: inputs.refined.floor,
+            alpha: inputs.refined.alpha,
+            statistic: inputs.refined.statistic,
+            ..base
+        };
+        let ensemble = |config| -> Result<Box<dyn WindowTest>, DetectError> {
+            Ok(Box::new(EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool()?, config)?))
+        };
         Ok(match self {
-            Method::MetaDetectron => Box::new(EnsembleDetector::new(mlp, f, p_ref, pool()?, inputs.refined.clone())?),
-            Method::Untilted => Box::new(EnsembleDetector::new(mlp, f, p_ref, pool()?, inputs.untilted.clone())?),
+            Method::MetaDetectron => ensemble(inputs.refined.clone())?,
+            Method::Selected => ensemble(EnsembleConfig { steps: 0, ..inputs.refined.clone() })?,
+            Method::MetaDetectronSteps => ensemble(variant(EnsembleConfig::steps_only()))?,
+            Method::Untilted => ensemble(inputs.untilted.clone())?,
             Method::Detectron => Box::new(Detectron::new(mlp, f, p_ref, inputs.detectron.clone(), Statistic::Entropy)?),
             Method::DetectronDisagreement => {
                 Box::new(Detectron::new(mlp, f, p_ref, inputs.detectron.clone(), Statistic::Disagreement)?)

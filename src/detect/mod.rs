@@ -6,7 +6,8 @@
 //! * [`Calibration`], [`p_value`], [`threshold`]: null statistics from in-distribution windows, p-values
 //!   (1 + k)/(1 + B) and the decision at level α;
 //! * [`EnsembleDetector`] with [`EnsembleConfig`]: the untilted ensemble (`steps = 0`) and meta-detectron
-//!   (members moved by gradient steps on ℓ_cdc towards "agree with f on P, disagree on Q");
+//!   (the most disagreeing candidates per window, [`Selection`], moved by gradient steps on ℓ_cdc towards
+//!   "agree with f on P, disagree on Q");
 //! * baselines: [`Detectron`] (CDCs trained from a copy of f), [`Bbsd`], [`FEntropy`], [`Mmd`];
 //! * [`WindowTest`] and [`Method`]: the one trait every test implements and the enum that builds them, so that
 //!   evaluations treat all alike.
@@ -26,7 +27,7 @@ mod output_tests;
 mod stats;
 
 pub use calibration::{p_value, threshold, Calibration};
-pub use config::{EnsembleConfig, Statistic};
+pub use config::{EnsembleConfig, Selection, Statistic};
 pub use detectron::{Detectron, DetectronConfig, DetectronStatistics};
 pub use ensemble::{EnsembleDetector, Score, WindowStatistics};
 pub use error::DetectError;

@@ -101,7 +101,7 @@ impl Detector {
             n_classes: layout.n_outputs(),
             n_params: layout.dim(),
             window_sizes: m.calibration.iter().map(|c| c.window_size).collect(),
-            ensemble_size: ensemble.members().nrows(),
+            ensemble_size: ensemble.ensemble_size(),
             bundle_version: m.format_version,
             pool_stored: bundle.pool.is_some(),
         };

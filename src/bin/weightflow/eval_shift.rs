@@ -30,7 +30,7 @@ use serde::Serialize;
 use serde_json::json;
 use weightflow::classifier::{auroc, Activation, Mlp};
 use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Shift, Standardizer};
-use weightflow::detect::{p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Statistic};
+use weightflow::detect::{p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Selection, Statistic};
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::rng::stream;
 use weightflow::space::Layout;
@@ -83,7 +83,7 @@ pub struct Args {
     /// The meta-model that generates the members of untilted and meta-detectron.
     #[arg(long)]
     pub meta: Option<PathBuf>,
-    /// Generated pool size (the voters are the first --ensemble-size that pass the floor).
+    /// Generated pool size (the voters are --ensemble-size of the candidates that pass the floor).
     #[arg(long, default_value_t = 256)]
     pub pool: usize,
     /// ODE steps of the generation.
@@ -95,6 +95,9 @@ pub struct Args {
     /// Accuracy floor on P (agreement with f).
     #[arg(long)]
     pub floor: Option<f64>,
+    /// How meta-detectron chooses its voters per window: disagreeing (default) or first.
+    #[arg(long, value_parser = kebab::<Selection>)]
+    pub selection: Option<Selection>,
     /// Refinement steps of meta-detectron.
     #[arg(long)]
     pub steps: Option<usize>,
@@ -295,7 +298,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
     }
     if args.meta.is_none() && args.methods.iter().any(|m| m.needs_pool()) {
-        return Err("untilted and meta-detectron need --meta DIR (a trained meta-model)".into());
+        return Err("the ensemble methods (meta-detectron, selected, meta-detectron-steps, untilted) need --meta DIR (a trained meta-model)".into());
     }
     let pools = load_pools(&args)?;
     let smallest = pools.scenarios.iter().map(Scenario::len).fold(pools.iid.len(), usize::min);
@@ -312,6 +315,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     set(&mut refined);
     refined.steps = args.steps.unwrap_or(refined.steps);
+    refined.selection = args.selection.unwrap_or(refined.selection);
     refined.lr = args.lr.unwrap_or(refined.lr);
     refined.refine_rows = args.refine_rows.unwrap_or(refined.refine_rows);
     if let Some(l) = args.lambda {

@@ -132,7 +132,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let pool = Detector::open(&args.out, &options)?.pool().clone();
     let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool.clone(), config)?;
     bundle.pool = Some(pool);
-    let ensemble_size = detector.members().nrows();
+    let ensemble_size = detector.ensemble_size();
     bundle.manifest.calibration = detector.calibrate(data.test.x.view(), &sizes, args.null_windows, args.seed)?;
     bundle.write(&args.out)?;
     let bytes = std::fs::metadata(&args.out)?.len();
