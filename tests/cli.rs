@@ -147,12 +147,43 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     assert_eq!(v["window_sizes"], serde_json::json!([5, 10]));
     let det = weightflow::runtime::Detector::open(
         &bundle,
-        &weightflow::runtime::OpenOptions { onnxruntime: Some(lib), threads: 1 },
+        &weightflow::runtime::OpenOptions { onnxruntime: Some(lib.clone()), threads: 1 },
     )?;
     assert_eq!((det.info().n_features, det.info().ensemble_size, det.info().window_sizes.clone()), (9, 8, vec![5, 10]));
     let window = ndarray::Array2::from_shape_fn((5, 9), |(i, j)| (i * 9 + j) as f32 / 10.0);
     let score = det.score(window.view(), 1)?;
     assert!((0.0..=1.0).contains(&score.p_value) && score.ensemble_size == 8, "{score:?}");
+    // The pool is stored: what onnxruntime generates from the pool seed (export's --pool-seed 0), bit for bit.
+    assert!(det.info().pool_stored);
+    assert_eq!(det.pool(), &det.generate(32, 0)?);
+
+    // detect: the same window as a CSV (with a header line) gives the runtime's verdict, as JSON.
+    let csv = dir.path().join("w.csv");
+    let mut text = (1..=9).map(|j| format!("x{j}")).collect::<Vec<_>>().join(",") + "\n";
+    for row in window.outer_iter() {
+        text += &(row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(",") + "\n");
+    }
+    std::fs::write(&csv, text)?;
+    let detect = ["detect", "--seed", "1", "--json", "--onnxruntime"];
+    let stdout = ok(&detect, &[lib.as_path(), p("--bundle"), &bundle, p("--window"), &csv])?;
+    let v: serde_json::Value = serde_json::from_slice(&stdout)?;
+    assert_eq!(v["schema"], "detect/1");
+    assert_eq!((v["rows"].as_u64(), v["is_shift"].as_bool()), (Some(5), Some(score.is_shift)));
+    assert_eq!(v["p_value"].as_f64(), Some(score.p_value));
+    assert_eq!(v["ensemble_size"].as_u64(), Some(8));
+    // A window of an uncalibrated size, and a malformed one: exit 1 with a message that says why.
+    let short = dir.path().join("short.csv");
+    std::fs::write(&short, "1,2,3,4,5,6,7,8,9\n")?;
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "1,2,3,4,5,6,7,8,9\n1,2,3\n")?;
+    for (file, needle) in [(&short, "calibrated for windows of [5, 10] rows"), (&bad, "bad.csv:2: expected 9 fields")] {
+        let mut cmd = weightflow();
+        cmd.args(["detect", "--onnxruntime"]).arg(&lib).arg("--bundle").arg(&bundle).arg("--window").arg(file);
+        let out = cmd.output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle) && !stderr.contains("panicked"), "{stderr}");
+    }
     Ok(())
 }
 

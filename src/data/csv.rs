@@ -217,6 +217,40 @@ pub fn parse_csv(bytes: &[u8], file: &str, options: &CsvOptions) -> Result<Datas
     Dataset::new(x, y, n_classes, file)?.with_feature_names(feature_names)
 }
 
+/// A table of features only (no label column) from CSV bytes, raw or gzip: a window of live inputs to score.
+/// The first line is a header when any of its cells is not a number; every other non-blank line is a row of
+/// finite numbers with as many fields as the first line. Errors name the file, line and column.
+pub fn parse_features_csv(bytes: &[u8], file: &str) -> Result<Array2<f32>> {
+    let data = maybe_gunzip(bytes, file)?;
+    let lines = lines(&data, file)?;
+    if lines.is_empty() {
+        return Err(Error::Empty { file: file.to_owned(), what: "empty file, expected rows of features" });
+    }
+    let first = fields(lines[0].1);
+    let n_fields = first.len();
+    let rows = if first.iter().all(|f| f.parse::<f64>().is_ok()) { &lines[..] } else { &lines[1..] };
+    if rows.is_empty() {
+        return Err(Error::Empty { file: file.to_owned(), what: "expected rows after the header line, found none" });
+    }
+    let mut values = Vec::with_capacity(rows.len() * n_fields);
+    for &(line, text) in rows {
+        let cells = fields(text);
+        if cells.len() != n_fields {
+            return Err(Error::CsvRagged { file: file.to_owned(), line, expected: n_fields, found: cells.len() });
+        }
+        for (j, cell) in cells.iter().enumerate() {
+            values.push(number(cell, file, line, j + 1)?);
+        }
+    }
+    Ok(Array2::from_shape_vec((rows.len(), n_fields), values).expect("one value per cell"))
+}
+
+/// [`parse_features_csv`] of the file at `path`.
+pub fn load_features_csv(path: &Path) -> Result<Array2<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_features_csv(&bytes, &path.display().to_string())
+}
+
 /// [`parse_csv`] of the file at `path` (the path, displayed, is the source).
 pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -229,6 +263,23 @@ mod tests {
 
     fn parse(text: &str) -> Result<Dataset> {
         parse_csv(text.as_bytes(), "t.csv", &CsvOptions::default())
+    }
+
+    #[test]
+    fn feature_tables_with_or_without_header_and_their_errors() -> Result<()> {
+        let plain = parse_features_csv(b"1,2\n3,4.5\n", "w.csv")?;
+        assert_eq!(plain, ndarray::array![[1.0f32, 2.0], [3.0, 4.5]]);
+        let named = parse_features_csv("\u{feff}age,chol\r\n\n-1,2e2\r\n".as_bytes(), "w.csv")?;
+        assert_eq!(named, ndarray::array![[-1.0f32, 200.0]]);
+        let err = |text: &str| parse_features_csv(text.as_bytes(), "w.csv").unwrap_err().to_string();
+        assert!(err("").contains("empty file"), "{}", err(""));
+        assert!(err("a,b\n").contains("found none"), "{}", err("a,b\n"));
+        let ragged = err("1,2\n3\n");
+        assert!(ragged.contains("w.csv:2:") && ragged.contains("expected 2 fields"), "{ragged}");
+        let bad = err("a,b\n1,x\n");
+        assert!(bad.contains("w.csv:2:") && bad.contains("column 2") && bad.contains("\"x\""), "{bad}");
+        assert!(err("1,2\n1e39,0\n").contains("w.csv:2: column 1: expected a finite"), "f32 overflow");
+        Ok(())
     }
 
     #[test]

@@ -31,7 +31,9 @@ mod standardize;
 mod window;
 
 pub use builtin::{DatasetSpec, DATASET_NAMES, SPLIT_STREAM};
-pub use csv::{load_csv, parse_csv, CsvHeader, CsvOptions, LabelColumn, MAX_CLASSES};
+pub use csv::{
+    load_csv, load_features_csv, parse_csv, parse_features_csv, CsvHeader, CsvOptions, LabelColumn, MAX_CLASSES,
+};
 pub use dataset::{default_feature_names, Dataset};
 pub use error::{Error, Result};
 pub use gzip::{is_gzip, maybe_gunzip, GZIP_MAGIC};

@@ -5,6 +5,7 @@
 //! 2 the command line itself is malformed (clap's usage error).
 
 mod args;
+mod detect;
 mod eval_gen;
 mod eval_shift;
 mod export;
@@ -45,6 +46,8 @@ enum Command {
     EvalGen(eval_gen::Args),
     /// Export a meta-model, a deployed classifier and calibration tables as one bundle for the runtime.
     Export(export::Args),
+    /// Score one window of live inputs (a CSV) with a bundle: p-value and verdict.
+    Detect(detect::Args),
     /// The shift-detection protocol: every method's power, calibration and latency on the same windows.
     EvalShift(eval_shift::Args),
     /// The README's main job on the embedded UCI heart data: trajectories → meta-model → report → bundle → a scored window.
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
         Command::EvalGen(a) => eval_gen::run(a),
         Command::Export(a) => export::run(a),
         Command::EvalShift(a) => eval_shift::run(a),
+        Command::Detect(a) => detect::run(a),
         Command::Quickstart(a) => quickstart::run(a),
     };
     match result {
