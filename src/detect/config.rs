@@ -57,6 +57,12 @@ pub struct EnsembleConfig {
     /// term dominates a few steps and pulls members towards copies of f (measured: lower disagreement than
     /// untilted), so the refined default weighs Q's rows like P's.
     pub lambda: Option<f32>,
+    /// Caps λ at `lambda_rows / |Q|`, so that the window's rows together never weigh more in ℓ_cdc than
+    /// `lambda_rows` rows at weight λ would. Without a cap, large windows drown the "agree on P" term and the
+    /// steps make members disagree on in-distribution windows too (measured at N = 50: TPR .62 with the cap
+    /// off, docs/DETECT.md). `None`: no cap — also what a stored config without the field reads as.
+    #[serde(default)]
+    pub lambda_rows: Option<usize>,
     /// The decision level α.
     pub alpha: f64,
     /// The statistic that decides.
@@ -67,13 +73,14 @@ impl Default for EnsembleConfig {
     /// The meta-detectron path (see docs/DETECT.md for the measurements behind these values).
     fn default() -> Self {
         Self {
-            ensemble_size: 16,
+            ensemble_size: 32,
             selection: Selection::Disagreeing,
             floor: 0.8,
             steps: 5,
             lr: 2.0,
             refine_rows: 64,
             lambda: Some(1.0),
+            lambda_rows: Some(10),
             alpha: 0.05,
             statistic: Statistic::Entropy,
         }
@@ -91,9 +98,20 @@ impl EnsembleConfig {
         Self { steps: 0, ..Self::default() }
     }
 
-    /// Steps alone (the previous default, docs/DETECT.md): the first 32 candidates, 10 ℓ_cdc steps each.
+    /// Steps alone (the previous default, docs/DETECT.md): the first 32 candidates, 10 ℓ_cdc steps each, λ
+    /// not capped.
     pub fn steps_only() -> Self {
-        Self { ensemble_size: 32, selection: Selection::First, steps: 10, ..Self::default() }
+        Self { ensemble_size: 32, selection: Selection::First, steps: 10, lambda_rows: None, ..Self::default() }
+    }
+
+    /// The DCE weight λ of ℓ_cdc for a window of `n_q` rows: `lambda` (or 1/(n_q + 1) when unset), capped at
+    /// `lambda_rows / n_q`.
+    pub fn lambda_for(&self, n_q: usize) -> f32 {
+        let lambda = self.lambda.unwrap_or_else(|| crate::classifier::Targets::default_lambda(n_q));
+        match self.lambda_rows {
+            Some(rows) if n_q > 0 => lambda.min(rows as f32 / n_q as f32),
+            _ => lambda,
+        }
     }
 
     /// Checks every setting's range.
@@ -113,9 +131,30 @@ impl EnsembleConfig {
                 return bad("lambda", l.to_string(), "a non-negative finite weight");
             }
         }
+        if self.lambda_rows == Some(0) {
+            return bad("lambda_rows", "0".into(), "a cap of at least one row (or none)");
+        }
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
             return bad("alpha", self.alpha.to_string(), "a level in (0, 1)");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_is_capped_at_the_rows_worth_of_weight() {
+        let c = EnsembleConfig { lambda: Some(1.0), lambda_rows: Some(10), ..EnsembleConfig::default() };
+        assert_eq!([c.lambda_for(5), c.lambda_for(10), c.lambda_for(20), c.lambda_for(50)], [1.0, 1.0, 0.5, 0.2]);
+        let uncapped = EnsembleConfig { lambda_rows: None, ..c.clone() };
+        assert_eq!(uncapped.lambda_for(50), 1.0);
+        // Unset λ is 1/(N + 1), and the cap still applies (it binds only when below it).
+        let default_lambda = EnsembleConfig { lambda: None, lambda_rows: Some(1), ..c };
+        assert_eq!(default_lambda.lambda_for(4), 0.2);
+        let zero = EnsembleConfig { lambda_rows: Some(0), ..EnsembleConfig::default() };
+        assert!(zero.validate().unwrap_err().to_string().contains("lambda_rows"));
     }
 }

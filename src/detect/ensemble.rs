@@ -266,7 +266,7 @@ impl EnsembleDetector {
         let p_sub = self.p_ref.select(Axis(0), &idx);
         let x = concatenate(Axis(0), &[p_sub.view(), q.view()]).expect("equal widths");
         let p_labels: Vec<usize> = idx.iter().map(|&i| self.p_labels[i]).collect();
-        let targets = Targets::cdc(&p_labels, q_labels, self.config.lambda);
+        let targets = Targets::cdc(&p_labels, q_labels, Some(self.config.lambda_for(q_labels.len())));
         for _ in 0..self.config.steps {
             let (_, grad) = self.mlp.loss_and_grad(thetas.view(), x.view(), &targets)?;
             thetas.scaled_add(-self.config.lr, &grad);

@@ -107,6 +107,9 @@ pub struct Args {
     /// DCE weight λ of the refinement (0 or less: 1/(N+1)).
     #[arg(long)]
     pub lambda: Option<f32>,
+    /// Cap λ at this many rows' worth of weight, λ ≤ R/N (0: no cap).
+    #[arg(long)]
+    pub lambda_rows: Option<usize>,
     /// Reference rows per refinement (0 = all).
     #[arg(long)]
     pub refine_rows: Option<usize>,
@@ -320,6 +323,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     refined.refine_rows = args.refine_rows.unwrap_or(refined.refine_rows);
     if let Some(l) = args.lambda {
         refined.lambda = (l > 0.0).then_some(l);
+    }
+    if let Some(r) = args.lambda_rows {
+        refined.lambda_rows = (r > 0).then_some(r);
     }
     let mut untilted = EnsembleConfig { alpha: args.alpha, ..EnsembleConfig::untilted() };
     set(&mut untilted);
