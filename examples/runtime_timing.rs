@@ -1,5 +1,6 @@
-//! Times what docs/PERFORMANCE.md reports for the runtime: opening a bundle (read + checks, onnxruntime
-//! session, candidate pool, ensemble), and generating n classifiers through onnxruntime against candle's
+//! Times what docs/PERFORMANCE.md reports for the runtime: opening a bundle (read + checks, candidate pool,
+//! ensemble) as written (format 2: the pool stored) and the same bundle without its pool (generated at open
+//! through onnxruntime, as format 1 did), and generating n classifiers through onnxruntime against candle's
 //! `MetaModel::generate` (same seed, same sampler and steps), each `runs` times.
 //!
 //! ```sh
@@ -33,6 +34,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         open.push(ms(t));
     }
     let det = det.expect("runs ≥ 1");
+    let mut pool_free = det.bundle().clone();
+    pool_free.pool = None;
+    let dir = std::env::temp_dir().join(format!("runtime_timing_{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let generated_path = dir.join("no_pool.wfb");
+    pool_free.write(&generated_path)?;
+    let mut open_generating = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let d = Detector::open(&generated_path, &OpenOptions::default())?;
+        open_generating.push(ms(t));
+        assert_eq!(d.info().ensemble_size, det.info().ensemble_size);
+    }
+    std::fs::remove_dir_all(&dir)?;
     let m = &det.bundle().manifest;
     let model = MetaModel::load(&meta, &candle_core::Device::Cpu)?;
     let (mut ort, mut candle) = (Vec::new(), Vec::new());
@@ -57,7 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.steps,
         det.info().ensemble_size
     );
-    println!("open (ms, {runs} runs): {}", show(&open));
+    println!("open, pool stored (ms, {runs} runs): {}", show(&open));
+    println!("open, pool generated at open (ms, {runs} runs): {}", show(&open_generating));
     println!("generate {n} via onnxruntime (ms, {runs} runs): {}", show(&ort));
     println!("generate {n} via candle (ms, {runs} runs): {}", show(&candle));
     println!("max relative difference onnxruntime vs candle: {max_rel:.2e}");
