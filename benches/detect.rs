@@ -4,7 +4,7 @@
 //! `cargo bench --bench detect`
 //!
 //! f and the ensembles' pool are natively trained 9-16-16-2 MLPs (uci-heart settings, seed 0: run 0 is f, runs
-//! 1–32 the pool): trained nets stand in for the meta-model's samples, which need a trained meta-model on disk;
+//! 1–256 the pool, the size `weightflow export` stores): trained nets stand in for the meta-model's samples, which need a trained meta-model on disk;
 //! the cost per window depends on the member count and the rows, not on where the members came from. The
 //! scoring is single-threaded by construction: `detect` and `classifier` spawn no threads (no rayon there) and
 //! ndarray is built without its threading feature; only the setup's training uses candle's threads.
@@ -18,7 +18,7 @@ use weightflow::space::Layout;
 use weightflow::train::{train_runs, TrainConfig, TrainData};
 
 /// Runs 0 (f) and 1..=POOL (the pool).
-const POOL: usize = 32;
+const POOL: usize = 256;
 
 fn window_per_method(c: &mut Criterion) {
     let spec = DatasetSpec::UciHeart;
