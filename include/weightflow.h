@@ -14,7 +14,9 @@
  *  - Thread safety: a wf_detector is immutable after wf_detector_open; every call on it except
  *    wf_detector_free may run from many threads at once. wf_error objects are immutable too.
  *  - Pointers the library hands out (wf_info.window_sizes, wf_error_message) live as long as their owner.
- *  - Check wf_abi_version() == WF_ABI_VERSION at load time: the ABI is only ever extended.
+ *  - A wf_stream (ABI 2) is not thread-safe: one thread at a time per stream; it borrows its detector.
+ *  - Check wf_abi_version() >= WF_ABI_VERSION at load time: the ABI is only ever extended, so a newer
+ *    library serves callers built against an older header.
  */
 
 #ifndef WEIGHTFLOW_H
@@ -24,9 +26,11 @@
 #include <stddef.h>
 #include <stdbool.h>
 
-// The ABI version: bumped only when functions are *added* (the ABI is never changed in place).
-// Bindings compare it with `WF_ABI_VERSION` from the header they were built against.
-#define WF_ABI_VERSION 1
+// The ABI version: bumped only when functions are *added* (the ABI is never changed in place), so a library
+// serves every caller built against this version or an older one. Bindings check at load time that
+// `wf_abi_version()` is at least the `WF_ABI_VERSION` of the header they were built against.
+// Version 2 added `wf_stream_*` and `wf_window_score`.
+#define WF_ABI_VERSION 2
 
 // The outcome of a `wf_` call. `WF_STATUS_OK` (0) is success; every other value is a failure whose detail is
 // in the `wf_error` the call hands back. New codes may be added in later ABI versions: treat an unknown code
@@ -81,6 +85,10 @@ typedef struct wf_detector wf_detector;
 // from several threads is safe.
 typedef struct wf_error wf_error;
 
+// A sliding-window detector: opaque; created by `wf_stream_new`, released by `wf_stream_free`. Borrows its
+// detector (free the stream first). Not thread-safe.
+typedef struct wf_stream wf_stream;
+
 // How to open a bundle. Initialise it with `wf_open_options_default()`, then set fields; pass NULL to
 // `wf_detector_open` for all defaults. The library reads it only during the call.
 typedef struct {
@@ -132,6 +140,16 @@ typedef struct {
   // Whether the window is flagged as harmfully shifted at the bundle's level alpha.
   bool is_shift;
 } wf_score;
+
+// One window's verdict in a stream (`wf_stream_push`). Added in ABI version 2.
+typedef struct {
+  // The window's index k (from 0): it holds stream rows `[k·stride, k·stride + window)`.
+  uint64_t index;
+  // Stream rows seen when the window completed (`k·stride + window`).
+  uint64_t end_row;
+  // The window's verdict, as `wf_detector_score` would give it with seed `seed + k`.
+  wf_score score;
+} wf_window_score;
 
 // Every code, in numbering order (for tests and bindings that mirror the table).
 #define wf_status_ALL { wf_status_Ok, wf_status_InvalidArgument, wf_status_NullPointer, wf_status_Panic, wf_status_NotBuiltIn, wf_status_Misaligned, wf_status_NotABundle, wf_status_BundleCorrupt, wf_status_UnsupportedVersion, wf_status_Io, wf_status_OnnxruntimeUnavailable, wf_status_Onnxruntime, wf_status_Detect, }
@@ -223,6 +241,54 @@ void wf_error_free(wf_error *err);
 // NUL-terminated string: the caller must not free it. Thread-safe. Takes a plain integer so that any value is
 // safe to pass.
 const char *wf_status_name(uint32_t status);
+
+// Creates a stream over `det`: windows of `window` rows (one of the sizes in `wf_info.window_sizes`) starting
+// every `stride` rows (≥ 1; `stride < window` overlaps windows, `stride > window` skips rows). Window k holds
+// stream rows `[k·stride, k·stride + window)` and is scored like `wf_detector_score` with seed `seed + k`;
+// each window's false-alarm rate on in-distribution rows is the bundle's α. Writes the new stream to `*out`
+// on success; the caller releases it with `wf_stream_free`, before `wf_detector_free(det)`.
+//
+// # Safety
+// `det` is NULL or a live detector that outlives the stream; `out` is NULL or writable.
+wf_status wf_stream_new(const wf_detector *det,
+                        size_t window,
+                        size_t stride,
+                        uint64_t seed,
+                        wf_stream **out,
+                        wf_error **err);
+
+// Releases a stream. `wf_stream_free(NULL)` does nothing.
+//
+// # Safety
+// `stream` is NULL or a live stream from `wf_stream_new`, freed at most once, with no call on it running.
+void wf_stream_free(wf_stream *stream);
+
+// Writes to `*out` how many windows a push of `n_rows` more rows would complete: the capacity
+// `wf_stream_push` needs. At most `n_rows / stride + 1`.
+//
+// # Safety
+// `stream` is NULL or a live stream; `out` is NULL or writable.
+wf_status wf_stream_windows_after(const wf_stream *stream,
+                                  size_t n_rows,
+                                  size_t *out,
+                                  wf_error **err);
+
+// Appends `n_rows × n_cols` raw feature rows (row-major, `n_cols = wf_info.n_features`, every value finite)
+// to the stream and scores every window they complete, writing the verdicts in order to `out` (capacity
+// `out_cap` entries, at least what `wf_stream_windows_after` reports; `out` may be NULL when that is 0) and
+// their count to `*n_out`. Arguments are checked before any row is consumed: a refused push changes nothing.
+//
+// # Safety
+// `stream` is NULL or a live stream whose detector is live; `rows` is NULL or points to `n_rows * n_cols`
+// floats; `out` is NULL or points to `out_cap` writable entries; `n_out` is NULL or writable.
+wf_status wf_stream_push(wf_stream *stream,
+                         const float *rows,
+                         size_t n_rows,
+                         size_t n_cols,
+                         wf_window_score *out,
+                         size_t out_cap,
+                         size_t *n_out,
+                         wf_error **err);
 
 // The library's version as a NUL-terminated UTF-8 string with static lifetime (`"MAJOR.MINOR.PATCH"`).
 // The caller must not free it. Thread-safe.

@@ -255,3 +255,27 @@ fn a_stored_pool_does_not_hide_a_foreign_onnx_section() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn a_stream_scores_its_windows_like_score_with_seed_plus_index() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("a_stream_scores_its_windows_like_score") else { return Ok(()) };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    let (_dir, det) = open(&bundle_of(&model, Sampler::Euler, 4)?, lib)?;
+    let rows = Array2::from_shape_fn((17, 3), |(i, j)| ((i * 3 + j) as f32 * 0.61).sin() * 2.0);
+    let mut stream = det.stream(5, 3, 40)?;
+    let mut got = stream.push(rows.slice(s![..7, ..]))?;
+    got.extend(stream.push(rows.slice(s![7.., ..]))?);
+    // Windows [0,5), [3,8), [6,11), [9,14), [12,17).
+    assert_eq!(got.iter().map(|w| w.end_row).collect::<Vec<_>>(), [5, 8, 11, 14, 17]);
+    for w in &got {
+        let end = w.end_row as usize;
+        assert_eq!(w.score, det.score(rows.slice(s![end - 5..end, ..]), 40 + w.index)?, "window {}", w.index);
+    }
+    assert!(matches!(det.stream(6, 1, 0), Err(RuntimeError::InvalidArgument(_))), "6 rows are not calibrated");
+    assert!(matches!(det.stream(5, 0, 0), Err(RuntimeError::InvalidArgument(_))));
+    let mut bad = rows.slice(s![..2, ..]).to_owned();
+    bad[[1, 2]] = f32::NAN;
+    assert!(matches!(stream.push(bad.view()), Err(RuntimeError::InvalidArgument(_))));
+    assert_eq!(stream.windows().rows_seen(), 17, "a refused push consumes nothing");
+    Ok(())
+}

@@ -58,11 +58,11 @@ func (e *Error) Error() string { return fmt.Sprintf("weightflow: %s: %s", e.Stat
 // ErrClosed is returned by calls on a Detector after Close.
 var ErrClosed = errors.New("weightflow: detector is closed")
 
-// abiErr is set when the loaded library's ABI differs from the header this package was built against.
+// abiErr is set when the loaded library's ABI is older than the header this package was built against.
 var abiErr error
 
 func init() {
-	if got := uint32(C.wf_abi_version()); got != C.WF_ABI_VERSION {
+	if got := uint32(C.wf_abi_version()); got < C.WF_ABI_VERSION {
 		abiErr = fmt.Errorf("weightflow: the loaded library has ABI %d, this package was built against %d",
 			got, C.WF_ABI_VERSION)
 	}
@@ -179,6 +179,10 @@ func (d *Detector) Score(rows []float32, nCols int, seed uint64) (Score, error) 
 	if status != C.WF_STATUS_OK {
 		return Score{}, takeError(status, cerr)
 	}
+	return scoreFrom(cs), nil
+}
+
+func scoreFrom(cs C.wf_score) Score {
 	return Score{
 		PValue:       float64(cs.p_value),
 		Statistic:    float64(cs.statistic),
@@ -187,7 +191,7 @@ func (d *Detector) Score(rows []float32, nCols int, seed uint64) (Score, error) 
 		EntropyP:     float64(cs.entropy_p),
 		EnsembleSize: int(cs.ensemble_size),
 		IsShift:      bool(cs.is_shift),
-	}, nil
+	}
 }
 
 // Generate returns n classifiers' flat weights, n × Info().NParams values row-major, from seed.
@@ -221,6 +225,96 @@ func (d *Detector) Close() error {
 		C.wf_detector_free(d.ptr)
 		d.ptr = nil
 		runtime.SetFinalizer(d, nil)
+	}
+	return nil
+}
+
+// WindowScore is the verdict on one window of a Stream: window Index (from 0) holds stream rows
+// [Index·stride, Index·stride + window) and completed when EndRow rows had arrived.
+type WindowScore struct {
+	Index, EndRow uint64
+	Score         Score
+}
+
+// Stream is a sliding-window detector over a Detector (ABI 2): windows of a calibrated size every stride rows,
+// window k scored like Score with seed+k; each window's false-alarm rate is the bundle's alpha. Calls on one
+// Stream are serialised; many Streams may share a Detector. Close it when done; closing its Detector makes
+// Push return ErrClosed.
+type Stream struct {
+	mu  sync.Mutex
+	d   *Detector
+	ptr *C.wf_stream
+}
+
+// NewStream starts a stream of windows of window rows (one of Info().WindowSizes) every stride rows.
+func (d *Detector) NewStream(window, stride int, seed uint64) (*Stream, error) {
+	if window <= 0 || stride <= 0 {
+		return nil, &Error{StatusInvalidArgument, fmt.Sprintf("window %d and stride %d must be positive", window, stride)}
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.ptr == nil {
+		return nil, ErrClosed
+	}
+	var ptr *C.wf_stream
+	var cerr *C.wf_error
+	if status := C.wf_stream_new(d.ptr, C.size_t(window), C.size_t(stride), C.uint64_t(seed), &ptr, &cerr); status != C.WF_STATUS_OK {
+		return nil, takeError(status, cerr)
+	}
+	s := &Stream{d: d, ptr: ptr}
+	runtime.SetFinalizer(s, (*Stream).Close)
+	return s, nil
+}
+
+// Push appends len(rows)/nCols raw rows (row-major) and returns the verdicts of the windows they complete, in
+// order. A refused push consumes no row.
+func (s *Stream) Push(rows []float32, nCols int) ([]WindowScore, error) {
+	if nCols <= 0 || len(rows)%nCols != 0 || len(rows) == 0 {
+		return nil, &Error{StatusInvalidArgument, fmt.Sprintf("%d values are not rows of %d features", len(rows), nCols)}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ptr == nil {
+		return nil, ErrClosed
+	}
+	// The C stream borrows the detector: hold it open for the call.
+	s.d.mu.RLock()
+	defer s.d.mu.RUnlock()
+	if s.d.ptr == nil {
+		return nil, ErrClosed
+	}
+	nRows := C.size_t(len(rows) / nCols)
+	var needed C.size_t
+	var cerr *C.wf_error
+	if status := C.wf_stream_windows_after(s.ptr, nRows, &needed, &cerr); status != C.WF_STATUS_OK {
+		return nil, takeError(status, cerr)
+	}
+	out := make([]C.wf_window_score, int(needed))
+	var outPtr *C.wf_window_score
+	if len(out) > 0 {
+		outPtr = &out[0]
+	}
+	var nOut C.size_t
+	status := C.wf_stream_push(s.ptr, (*C.float)(unsafe.Pointer(&rows[0])), nRows, C.size_t(nCols), outPtr, needed, &nOut, &cerr)
+	runtime.KeepAlive(rows)
+	if status != C.WF_STATUS_OK {
+		return nil, takeError(status, cerr)
+	}
+	scores := make([]WindowScore, int(nOut))
+	for i := range scores {
+		scores[i] = WindowScore{Index: uint64(out[i].index), EndRow: uint64(out[i].end_row), Score: scoreFrom(out[i].score)}
+	}
+	return scores, nil
+}
+
+// Close releases the stream; later Pushes return ErrClosed. Closing twice is harmless.
+func (s *Stream) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ptr != nil {
+		C.wf_stream_free(s.ptr)
+		s.ptr = nil
+		runtime.SetFinalizer(s, nil)
 	}
 	return nil
 }

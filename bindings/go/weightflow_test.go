@@ -17,8 +17,8 @@ func TestLoadedLibraryMatchesTheHeader(t *testing.T) {
 	if abiErr != nil {
 		t.Fatal(abiErr)
 	}
-	if ABIVersion() != 1 {
-		t.Fatalf("ABI %d, this binding was written for 1", ABIVersion())
+	if ABIVersion() < 2 {
+		t.Fatalf("ABI %d, this binding was written for 2 (streams)", ABIVersion())
 	}
 	if parts := strings.Split(Version(), "."); len(parts) != 3 {
 		t.Fatalf("version %q is not MAJOR.MINOR.PATCH", Version())
@@ -185,4 +185,45 @@ func TestGoroutinesScoreOneDetectorLikeOne(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 	d.Close()
+}
+
+func TestAStreamScoresEachWindowLikeScoreWithSeedPlusIndex(t *testing.T) {
+	f := loadFixture(t)
+	d, err := Open(f.bundle, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	n := len(f.rows) / f.nCols
+	s, err := d.NewStream(n, n, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The fixture window twice, pushed in two uneven parts: windows 0 and 1 are that window, seeds 7 and 8.
+	rows := append(append([]float32(nil), f.rows...), f.rows...)
+	cut := (n / 2) * f.nCols
+	got, err := s.Push(rows[:cut], f.nCols)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("first part: %v, %v", got, err)
+	}
+	if got, err = s.Push(rows[cut:], f.nCols); err != nil || len(got) != 2 {
+		t.Fatalf("second part: %v, %v", got, err)
+	}
+	for k, w := range got {
+		want, err := d.Score(f.rows, f.nCols, 7+uint64(k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w.Index != uint64(k) || w.EndRow != uint64((k+1)*n) || w.Score != want {
+			t.Errorf("window %d: %+v, Score gives %+v", k, w, want)
+		}
+	}
+	if _, err := d.NewStream(n+1, 1, 0); err == nil {
+		t.Error("an uncalibrated window size was accepted")
+	}
+	d.Close()
+	if _, err := s.Push(f.rows, f.nCols); err != ErrClosed {
+		t.Fatalf("after the detector's Close: %v", err)
+	}
 }

@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s BUNDLE WINDOW.csv [SEED]\n", argv[0]);
         return 1;
     }
-    if (wf_abi_version() != WF_ABI_VERSION) {
+    if (wf_abi_version() < WF_ABI_VERSION) {
         fprintf(stderr, "libweightflow has ABI %u, this program was built against %u\n", wf_abi_version(),
                 (unsigned)WF_ABI_VERSION);
         return 1;

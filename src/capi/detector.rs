@@ -28,6 +28,51 @@ impl wf_detector {
         let info = backend.info();
         wf_detector { backend, info }
     }
+
+    /// The facts read at open.
+    pub(crate) fn info(&self) -> &Info {
+        &self.info
+    }
+
+    /// The detector behind the ABI.
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+}
+
+/// The `n_rows × n_cols` floats at `rows`, checked: a non-empty block of the detector's feature count, no
+/// overflow, a valid pointer, every value finite (the one check of `wf_detector_score` and `wf_stream_push`).
+///
+/// # Safety
+/// `rows` is NULL or points to `n_rows * n_cols` floats that live for `'a`.
+pub(crate) unsafe fn window_values<'a>(
+    det: &wf_detector,
+    rows: *const f32,
+    n_rows: usize,
+    n_cols: usize,
+) -> Result<&'a [f32], CapiError> {
+    if n_rows == 0 || n_cols == 0 {
+        return Err(CapiError::invalid(format!("the window is empty: n_rows = {n_rows}, n_cols = {n_cols}")));
+    }
+    if n_cols != det.info.n_features {
+        return Err(CapiError::invalid(format!(
+            "n_cols is {n_cols}, the bundle's classifier takes {} features",
+            det.info.n_features
+        )));
+    }
+    let len = n_rows
+        .checked_mul(n_cols)
+        .ok_or_else(|| CapiError::invalid(format!("n_rows × n_cols overflows: {n_rows} × {n_cols}")))?;
+    let values = unsafe { arg_slice(rows, len, "rows") }?;
+    if let Some(at) = values.iter().position(|v| !v.is_finite()) {
+        return Err(CapiError::invalid(format!(
+            "rows[{}][{}] is {}: every feature must be finite",
+            at / n_cols,
+            at % n_cols,
+            values[at]
+        )));
+    }
+    Ok(values)
 }
 
 /// Options with every field at its default and `struct_size` set: start from this, then change fields.
@@ -161,27 +206,8 @@ pub unsafe extern "C" fn wf_detector_score(
     guard(err, || {
         let det = unsafe { arg_ref(det, "det") }?;
         let out = arg_out(out, "out")?;
-        if n_rows == 0 || n_cols == 0 {
-            return Err(CapiError::invalid(format!("the window is empty: n_rows = {n_rows}, n_cols = {n_cols}")));
-        }
-        if n_cols != det.info.n_features {
-            return Err(CapiError::invalid(format!(
-                "n_cols is {n_cols}, the bundle's classifier takes {} features",
-                det.info.n_features
-            )));
-        }
-        let len = n_rows
-            .checked_mul(n_cols)
-            .ok_or_else(|| CapiError::invalid(format!("n_rows × n_cols overflows: {n_rows} × {n_cols}")))?;
-        let values = unsafe { arg_slice(rows, len, "rows") }?;
-        if let Some(at) = values.iter().position(|v| !v.is_finite()) {
-            return Err(CapiError::invalid(format!(
-                "rows[{}][{}] is {}: every feature must be finite",
-                at / n_cols,
-                at % n_cols,
-                values[at]
-            )));
-        }
+        // SAFETY: the caller's contract covers `rows`.
+        let values = unsafe { window_values(det, rows, n_rows, n_cols) }?;
         let window = ArrayView2::from_shape((n_rows, n_cols), values).expect("len = n_rows × n_cols was checked");
         let score = det.backend.score(window, seed)?;
         // SAFETY: checked non-NULL and aligned.

@@ -56,6 +56,16 @@ pub(crate) unsafe fn arg_ref<'a, T>(p: *const T, name: &str) -> Result<&'a T, Ca
     Ok(unsafe { &*p })
 }
 
+/// An exclusive reference from a pointer that must not be NULL.
+///
+/// # Safety
+/// A non-NULL, aligned `p` points to a live `T` for `'a` that nothing else accesses meanwhile.
+pub(crate) unsafe fn arg_mut<'a, T>(p: *mut T, name: &str) -> Result<&'a mut T, CapiError> {
+    check_pointer(p.cast_const(), name)?;
+    // SAFETY: checked non-NULL and aligned; liveness and exclusivity are the caller's contract.
+    Ok(unsafe { &mut *p })
+}
+
 /// An out-parameter, checked before any work is done so that a failure leaves it untouched; write it with
 /// `ptr.write(value)` once the call has succeeded.
 pub(crate) fn arg_out<T>(p: *mut T, name: &str) -> Result<*mut T, CapiError> {

@@ -12,12 +12,14 @@ pub mod detector;
 pub mod error;
 mod guard;
 pub mod status;
+pub mod stream;
 pub mod types;
 pub mod version;
 
 pub use detector::*;
 pub use error::*;
 pub use status::*;
+pub use stream::*;
 pub use types::*;
 pub use version::*;
 

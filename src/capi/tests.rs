@@ -303,3 +303,90 @@ fn open_without_the_runtime_says_so() {
     assert!(take(err).1.contains("`runtime` feature"));
     assert!(det.is_null());
 }
+
+/// Pushes `n_rows` rows into `stream`, sized by `wf_stream_windows_after`; the verdicts or the error.
+fn push(
+    stream: *mut wf_stream,
+    rows: &[f32],
+    n_rows: usize,
+    n_cols: usize,
+) -> Result<Vec<wf_window_score>, (wf_status, String)> {
+    let (mut needed, mut err) = (0usize, std::ptr::null_mut());
+    // SAFETY: a live stream and a writable count.
+    assert_eq!(unsafe { wf_stream_windows_after(stream, n_rows, &mut needed, &mut err) }, wf_status::Ok);
+    let mut out = vec![wf_window_score { index: 99, end_row: 99, score: sentinel_score() }; needed];
+    let mut n_out = usize::MAX;
+    // SAFETY: the buffer holds `needed` entries; rows hold n_rows × n_cols floats (or the call must refuse).
+    let status = unsafe {
+        wf_stream_push(stream, rows.as_ptr(), n_rows, n_cols, out.as_mut_ptr(), out.len(), &mut n_out, &mut err)
+    };
+    if status != wf_status::Ok {
+        assert_eq!(n_out, usize::MAX, "a failure must leave *n_out untouched");
+        return Err(take(err));
+    }
+    assert_eq!(n_out, needed, "wf_stream_windows_after predicts what the push writes");
+    Ok(out)
+}
+
+#[test]
+fn a_stream_scores_each_window_like_a_separate_call_with_seed_plus_index() {
+    let det = detector();
+    let mut stream = std::ptr::null_mut();
+    let mut err = std::ptr::null_mut();
+    // SAFETY: a live detector; the stream is freed before it.
+    assert_eq!(unsafe { wf_stream_new(det, 4, 2, 100, &mut stream, &mut err) }, wf_status::Ok);
+    let rows = window(11);
+    let mut got = Vec::new();
+    let mut at = 0;
+    for chunk in [3, 5, 3] {
+        got.extend(push(stream, &rows[at * FEATURES..(at + chunk) * FEATURES], chunk, FEATURES).unwrap());
+        at += chunk;
+    }
+    // Windows end at rows 4, 6, 8, 10: each equals wf_detector_score on its rows with seed 100 + k.
+    assert_eq!(got.iter().map(|w| (w.index, w.end_row)).collect::<Vec<_>>(), [(0, 4), (1, 6), (2, 8), (3, 10)]);
+    for w in &got {
+        let start = (w.end_row as usize - 4) * FEATURES;
+        let alone = score(det, rows[start..].as_ptr(), 4, FEATURES, 100 + w.index).unwrap();
+        assert_eq!(w.score, alone, "window {}", w.index);
+    }
+    // Refusals consume nothing: a NaN, a wrong width, a buffer too small; the next window still ends at 12.
+    let mut nan = window(2);
+    nan[4] = f32::NAN;
+    assert_eq!(push(stream, &nan, 2, FEATURES).unwrap_err().0, wf_status::InvalidArgument);
+    assert_eq!(push(stream, &window(2), 1, FEATURES + 1).unwrap_err().0, wf_status::InvalidArgument);
+    let two = window(2);
+    let mut n_out = 0usize;
+    // SAFETY: out may be NULL with capacity 0; the call must refuse since the rows complete a window.
+    let status =
+        unsafe { wf_stream_push(stream, two.as_ptr(), 2, FEATURES, std::ptr::null_mut(), 0, &mut n_out, &mut err) };
+    assert_eq!(status, wf_status::InvalidArgument);
+    assert!(take(err).1.contains("wf_stream_windows_after"));
+    assert_eq!(push(stream, &two, 1, FEATURES).unwrap().len(), 1, "row 12 completes window 4");
+    unsafe {
+        wf_stream_free(stream);
+        wf_stream_free(std::ptr::null_mut());
+        wf_detector_free(det);
+    }
+}
+
+#[test]
+fn a_stream_needs_a_calibrated_window_and_a_positive_stride() {
+    let det = detector();
+    let mut stream = std::ptr::null_mut();
+    for (window, stride, needle) in [(5, 1, "calibrated for windows of [4, 8]"), (4, 0, "stride is 0")] {
+        let mut err = std::ptr::null_mut();
+        // SAFETY: a live detector and writable out-parameters.
+        let status = unsafe { wf_stream_new(det, window, stride, 0, &mut stream, &mut err) };
+        assert_eq!(status, wf_status::InvalidArgument);
+        assert!(stream.is_null(), "a failure leaves *out untouched");
+        let (_, message) = take(err);
+        assert!(message.contains(needle), "{message}");
+    }
+    let mut err = std::ptr::null_mut();
+    // SAFETY: NULL detector and NULL out are refused before use.
+    assert_eq!(unsafe { wf_stream_new(std::ptr::null(), 4, 1, 0, &mut stream, &mut err) }, wf_status::NullPointer);
+    take(err);
+    assert_eq!(unsafe { wf_stream_new(det, 4, 1, 0, std::ptr::null_mut(), &mut err) }, wf_status::NullPointer);
+    take(err);
+    unsafe { wf_detector_free(det) };
+}

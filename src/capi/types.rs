@@ -60,3 +60,15 @@ pub struct wf_score {
     /// Whether the window is flagged as harmfully shifted at the bundle's level alpha.
     pub is_shift: bool,
 }
+
+/// One window's verdict in a stream (`wf_stream_push`). Added in ABI version 2.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct wf_window_score {
+    /// The window's index k (from 0): it holds stream rows `[k·stride, k·stride + window)`.
+    pub index: u64,
+    /// Stream rows seen when the window completed (`k·stride + window`).
+    pub end_row: u64,
+    /// The window's verdict, as `wf_detector_score` would give it with seed `seed + k`.
+    pub score: wf_score,
+}

@@ -9,6 +9,7 @@
 //!   (the most disagreeing candidates per window, [`Selection`], moved by gradient steps on ℓ_cdc towards
 //!   "agree with f on P, disagree on Q");
 //! * baselines: [`Detectron`] (CDCs trained from a copy of f), [`Bbsd`], [`FEntropy`], [`Mmd`];
+//! * [`SlidingWindows`]: windows of a stream of rows (size, stride), the buffering of a streaming detector;
 //! * [`WindowTest`] and [`Method`]: the one trait every test implements and the enum that builds them, so that
 //!   evaluations treat all alike.
 //!
@@ -24,6 +25,7 @@ mod ks;
 mod method;
 mod mmd;
 mod output_tests;
+mod sliding;
 mod stats;
 
 pub use calibration::{p_value, threshold, Calibration};
@@ -35,4 +37,5 @@ pub use ks::{kolmogorov_sf, ks_two_sample, KsTest, EXACT_MAX_CELLS};
 pub use method::{Method, MethodInputs, WindowTest};
 pub use mmd::Mmd;
 pub use output_tests::{Bbsd, FEntropy};
+pub use sliding::{window_seed, CompletedWindow, SlidingWindows};
 pub use stats::{disagreement_any, disagreement_mean, mean_softmax_entropy};

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use ndarray::{s, Array2, ArrayView2};
 
 use super::session::{ensure_loaded, library_path, VelocitySession};
+use super::stream::Stream;
 use super::RuntimeError;
 use crate::bundle::{Bundle, Manifest};
 use crate::detect::{EnsembleDetector, Score};
@@ -138,10 +139,18 @@ impl Detector {
     /// scored by the ensemble against the calibration table of size N. `seed` drives the window's random
     /// choices (reference rows of the refinement steps): same window and seed, same verdict.
     pub fn score(&self, rows: ArrayView2<'_, f32>, seed: u64) -> Result<Score, RuntimeError> {
-        let (n, width) = rows.dim();
-        if n == 0 {
+        if rows.nrows() == 0 {
             return Err(RuntimeError::InvalidArgument("the window has no rows".into()));
         }
+        self.check_rows(rows)?;
+        let mut q = rows.to_owned();
+        self.bundle.manifest.standardizer.apply(&mut q).map_err(|e| RuntimeError::InvalidArgument(e.to_string()))?;
+        Ok(self.ensemble.score(q.view(), &self.bundle.manifest.calibration, seed)?)
+    }
+
+    /// Raw rows are of the bundle's feature count and finite (an empty block passes).
+    pub(crate) fn check_rows(&self, rows: ArrayView2<'_, f32>) -> Result<(), RuntimeError> {
+        let width = rows.ncols();
         if width != self.info.n_features {
             return Err(RuntimeError::InvalidArgument(format!(
                 "rows have {width} features, the bundle's classifier takes {}",
@@ -151,9 +160,13 @@ impl Detector {
         if let Some(((r, c), v)) = rows.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(RuntimeError::InvalidArgument(format!("row {r}, feature {c} is {v} (not finite)")));
         }
-        let mut q = rows.to_owned();
-        self.bundle.manifest.standardizer.apply(&mut q).map_err(|e| RuntimeError::InvalidArgument(e.to_string()))?;
-        Ok(self.ensemble.score(q.view(), &self.bundle.manifest.calibration, seed)?)
+        Ok(())
+    }
+
+    /// A streaming detector over this one: windows of `window` rows (a calibrated size) every `stride` rows,
+    /// each scored like [`Self::score`] with seed [`window_seed`](crate::detect::window_seed)`(seed, k)`.
+    pub fn stream(&self, window: usize, stride: usize, seed: u64) -> Result<Stream<'_>, RuntimeError> {
+        Stream::new(self, window, stride, seed)
     }
 
     /// The meta-model's velocity dθ/dt `[B, D]` at weights `theta` `[B, D]` and time `t`, through

@@ -6,6 +6,8 @@
 mod detector;
 mod error;
 mod session;
+mod stream;
 
 pub use detector::{Detector, DetectorInfo, OpenOptions};
 pub use error::RuntimeError;
+pub use stream::{Stream, StreamScore};

@@ -132,6 +132,33 @@ public final class Detector implements AutoCloseable {
         }
     }
 
+    /**
+     * A sliding-window detector over this one: windows of {@code window} rows (one of {@code info().windowSizes()})
+     * every {@code stride} rows, window k scored like {@link #score} with seed {@code seed + k}.
+     */
+    public Stream stream(int window, int stride, long seed) {
+        if (window <= 0 || stride <= 0) {
+            throw new IllegalArgumentException("window " + window + " and stride " + stride + " must be positive");
+        }
+        return withLive(ptr -> {
+            PointerByReference out = new PointerByReference();
+            PointerByReference err = new PointerByReference();
+            Native.check(Native.LIB.wf_stream_new(ptr, new Native.SizeT(window), new Native.SizeT(stride), seed, out,
+                    err), err);
+            return new Stream(this, out.getValue());
+        });
+    }
+
+    /** Runs {@code call} on the live native handle under the read lock (so close cannot free it meanwhile). */
+    <T> T withLive(java.util.function.Function<Pointer, T> call) {
+        lock.readLock().lock();
+        try {
+            return call.apply(live());
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     private Pointer live() {
         if (handle.ptr == null) {
             throw new IllegalStateException("the detector is closed");

@@ -10,8 +10,8 @@ import com.sun.jna.ptr.PointerByReference;
 final class Native {
     private Native() {}
 
-    /** The ABI this binding was written against (WF_ABI_VERSION of the header). */
-    static final int ABI_VERSION = 1;
+    /** The ABI this binding was written against (WF_ABI_VERSION of the header); a newer library serves it too. */
+    static final int ABI_VERSION = 2;
 
     /** C size_t. */
     public static final class SizeT extends IntegerType {
@@ -62,6 +62,14 @@ final class Native {
         public byte is_shift;
     }
 
+    /** wf_window_score (ABI 2). */
+    @Structure.FieldOrder({"index", "end_row", "score"})
+    public static class WindowScore extends Structure {
+        public long index;
+        public long end_row;
+        public Score score;
+    }
+
     /** The exported functions. */
     interface Lib extends Library {
         int wf_abi_version();
@@ -88,6 +96,21 @@ final class Native {
                 PointerByReference err);
 
         int wf_detector_generate(Pointer det, SizeT n, long seed, float[] out, SizeT outLen, PointerByReference err);
+
+        int wf_stream_new(Pointer det, SizeT window, SizeT stride, long seed, PointerByReference out,
+                PointerByReference err);
+
+        void wf_stream_free(Pointer stream);
+
+        int wf_stream_windows_after(Pointer stream, SizeT nRows, Pointer out, PointerByReference err);
+
+        int wf_stream_push(Pointer stream, float[] rows, SizeT nRows, SizeT nCols, WindowScore out, SizeT outCap,
+                Pointer nOut, PointerByReference err);
+    }
+
+    /** A size_t read back from memory the library wrote. */
+    static long readSizeT(Pointer p) {
+        return com.sun.jna.Native.SIZE_T_SIZE == 8 ? p.getLong(0) : Integer.toUnsignedLong(p.getInt(0));
     }
 
     /** The library, loaded once (from jna.library.path or the system's search path) and ABI-checked. */
@@ -96,7 +119,7 @@ final class Native {
     private static Lib load() {
         Lib lib = com.sun.jna.Native.load("weightflow", Lib.class);
         int abi = lib.wf_abi_version();
-        if (abi != ABI_VERSION) {
+        if (abi < ABI_VERSION) {
             throw new UnsatisfiedLinkError(
                     "libweightflow has ABI " + abi + ", this binding was written against " + ABI_VERSION);
         }

@@ -88,6 +88,32 @@ class DetectorTest {
     }
 
     @Test
+    void aStreamScoresEachWindowLikeScoreWithSeedPlusIndex() throws IOException {
+        Fixture f = fixture();
+        Detector d = Detector.open(f.bundle(), Detector.Options.defaults());
+        int n = f.rows().length / f.nCols();
+        float[] twice = new float[2 * f.rows().length];
+        System.arraycopy(f.rows(), 0, twice, 0, f.rows().length);
+        System.arraycopy(f.rows(), 0, twice, f.rows().length, f.rows().length);
+        int cut = (n / 2) * f.nCols();
+        try (Stream s = d.stream(n, n, 7)) {
+            // The fixture window twice, in two uneven parts: windows 0 and 1 are that window, seeds 7 and 8.
+            assertEquals(0, s.push(java.util.Arrays.copyOfRange(twice, 0, cut), f.nCols()).size());
+            List<Stream.WindowScore> got = s.push(java.util.Arrays.copyOfRange(twice, cut, twice.length), f.nCols());
+            assertEquals(2, got.size());
+            for (int k = 0; k < 2; k++) {
+                assertEquals(k, got.get(k).index());
+                assertEquals((long) (k + 1) * n, got.get(k).endRow());
+                assertEquals(d.score(f.rows(), f.nCols(), 7 + k), got.get(k).score());
+            }
+            WeightflowException e = assertThrows(WeightflowException.class, () -> d.stream(n + 1, 1, 0));
+            assertEquals(WeightflowException.INVALID_ARGUMENT, e.status());
+            d.close();
+            assertThrows(IllegalStateException.class, () -> s.push(f.rows(), f.nCols()));
+        }
+    }
+
+    @Test
     void badWindowsAreRefusedWithInvalidArgument() throws IOException {
         Fixture f = fixture();
         try (Detector d = Detector.open(f.bundle(), Detector.Options.defaults())) {
