@@ -31,23 +31,6 @@ public final class Detector implements AutoCloseable {
     public record Score(double pValue, double statistic, double threshold, double disagreement, double entropyP,
             int ensembleSize, boolean isShift) {}
 
-    /** The native handle, shared with the cleaner (which must not reach the Detector itself). */
-    private static final class Handle implements Runnable {
-        private Pointer ptr;
-
-        Handle(Pointer ptr) {
-            this.ptr = ptr;
-        }
-
-        @Override
-        public void run() {
-            if (ptr != null) {
-                Native.LIB.wf_detector_free(ptr);
-                ptr = null;
-            }
-        }
-    }
-
     // score/generate hold the read lock; close the write lock, so no call races wf_detector_free.
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Handle handle;
@@ -55,7 +38,7 @@ public final class Detector implements AutoCloseable {
     private final Info info;
 
     private Detector(Pointer ptr) {
-        this.handle = new Handle(ptr);
+        this.handle = new Handle(ptr, Native.LIB::wf_detector_free);
         this.cleanable = CLEANER.register(this, handle);
         Native.Info ci = new Native.Info();
         PointerByReference err = new PointerByReference();

@@ -21,30 +21,13 @@ public final class Stream implements AutoCloseable {
     /** One completed window's verdict: its index, the stream rows seen when it completed, the score. */
     public record WindowScore(long index, long endRow, Detector.Score score) {}
 
-    /** The native handle, shared with the cleaner (which must not reach the Stream itself). */
-    private static final class Handle implements Runnable {
-        private Pointer ptr;
-
-        Handle(Pointer ptr) {
-            this.ptr = ptr;
-        }
-
-        @Override
-        public void run() {
-            if (ptr != null) {
-                Native.LIB.wf_stream_free(ptr);
-                ptr = null;
-            }
-        }
-    }
-
     private final Detector detector;
     private final Handle handle;
     private final Cleaner.Cleanable cleanable;
 
     Stream(Detector detector, Pointer ptr) {
         this.detector = detector;
-        this.handle = new Handle(ptr);
+        this.handle = new Handle(ptr, Native.LIB::wf_stream_free);
         this.cleanable = CLEANER.register(this, handle);
     }
 
