@@ -60,6 +60,10 @@ pub struct Args {
     /// ℓ_cdc refinement steps per window (0: the untilted ensemble).
     #[arg(long, default_value_t = EnsembleConfig::default().steps)]
     pub refine_steps: usize,
+    /// Step size of the refinement. It depends on the classifier family: 2.0 suits UCI heart's 9-16-16-2,
+    /// 0.2 the digits 64-32-10 (docs/DETECT.md); too large a step inverts the test.
+    #[arg(long, default_value_t = EnsembleConfig::default().lr)]
+    pub refine_lr: f32,
     /// Seed of the calibration windows.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -104,6 +108,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ensemble_size: args.ensemble_size,
         floor: args.floor,
         steps: args.refine_steps,
+        lr: args.refine_lr,
         ..EnsembleConfig::default()
     };
     let mut bundle = Bundle {

@@ -98,6 +98,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ensemble_size: defaults.ensemble_size,
         floor: defaults.floor,
         refine_steps: defaults.steps,
+        refine_lr: defaults.lr,
         seed: 0,
         onnxruntime: None,
         out: bundle.clone(),
