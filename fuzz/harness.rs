@@ -9,7 +9,7 @@ use weightflow::data::{
 
 /// The names of the targets, each a folder under `fuzz/corpus/`.
 #[allow(dead_code)]
-pub const TARGETS: &[&str] = &["csv", "idx_images", "idx_labels", "bundle", "features_csv"];
+pub const TARGETS: &[&str] = &["csv", "idx_images", "idx_labels", "bundle", "bundle_digests", "features_csv"];
 
 /// Run target `name` on `bytes`.
 pub fn run(name: &str, bytes: &[u8]) {
@@ -18,6 +18,11 @@ pub fn run(name: &str, bytes: &[u8]) {
         "idx_images" => drop(parse_idx_images(bytes, "fuzz")),
         "idx_labels" => drop(parse_idx_labels(bytes, "fuzz")),
         "bundle" => bundle(bytes),
+        "bundle_digests" => {
+            if let Some(repaired) = with_repaired_digests(bytes) {
+                bundle(&repaired);
+            }
+        }
         "features_csv" => {
             if let Ok(x) = parse_features_csv(bytes, "fuzz.csv") {
                 assert!(x.nrows() > 0 && x.iter().all(|v| v.is_finite()));
@@ -53,4 +58,37 @@ fn bundle(bytes: &[u8]) {
         assert_eq!(again.pool, b.pool);
         assert_eq!(again.p_labels, b.p_labels);
     }
+}
+
+/// `bytes` with the manifest's section digests and the header's manifest digest recomputed, so that mutations
+/// reach the manifest's JSON, the sections table and the safetensors parser instead of stopping at the first
+/// sha256 check (which the `bundle` target covers). None when the bytes have no header or no JSON manifest.
+fn with_repaired_digests(bytes: &[u8]) -> Option<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    const HEADER: usize = 52; // magic 8, version 4, manifest length 8, manifest sha256 32
+    let hex = |b: &[u8]| Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let len = usize::try_from(u64::from_le_bytes(bytes.get(12..20)?.try_into().ok()?)).ok()?;
+    let end = HEADER.checked_add(len)?;
+    let manifest = bytes.get(HEADER..end)?;
+    let data = &bytes[end..];
+    let mut m: serde_json::Value = serde_json::from_slice(manifest).ok()?;
+    if let Some(sections) = m.get_mut("sections").and_then(|s| s.as_array_mut()) {
+        for s in sections {
+            let range = || -> Option<&[u8]> {
+                let offset = usize::try_from(s.get("offset")?.as_u64()?).ok()?;
+                let length = usize::try_from(s.get("length")?.as_u64()?).ok()?;
+                data.get(offset..offset.checked_add(length)?)
+            };
+            if let Some(slice) = range() {
+                s["sha256"] = serde_json::Value::String(hex(slice));
+            }
+        }
+    }
+    let json = serde_json::to_vec(&m).ok()?;
+    let mut out = bytes[..12].to_vec();
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&Sha256::digest(&json));
+    out.extend_from_slice(&json);
+    out.extend_from_slice(data);
+    Some(out)
 }

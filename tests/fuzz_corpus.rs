@@ -35,24 +35,27 @@ fn every_corpus_input_is_refused_or_accepted_without_a_panic() {
 #[path = "support/junk_bundle.rs"]
 mod junk_bundle;
 
-/// The `bundle` target's seeds are real bundles of the current format, with and without a stored pool; they
-/// are regenerated (`WF_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_corpus`) when the format changes, and this
-/// test fails while they are stale, so the fuzzer always starts from what the reader accepts today.
+/// The `bundle` and `bundle_digests` targets' seeds are real bundles of the current format, with and without
+/// a stored pool; they are regenerated (`WF_WRITE_FUZZ_SEEDS=1 cargo test --test fuzz_corpus`) when the format
+/// changes, and this test fails while they are stale, so the fuzzer always starts from what the reader accepts
+/// today.
 #[test]
 fn the_bundle_seeds_are_bundles_of_the_current_format() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/bundle");
     let without = junk_bundle::junk_bundle("fuzz seed");
     let mut with = without.clone();
     with.pool = Some(ndarray::Array2::from_shape_fn((1, with.f.len()), |(_, j)| j as f32 * 0.25 - 0.5));
-    for (name, b) in [("pool.wfb", &with), ("no_pool.wfb", &without)] {
-        let bytes = b.to_bytes().expect("the seed bundle is valid");
-        let path = dir.join(name);
-        if std::env::var_os("WF_WRITE_FUZZ_SEEDS").is_some() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &bytes).unwrap();
+    for target in ["bundle", "bundle_digests"] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+        for (name, b) in [("pool.wfb", &with), ("no_pool.wfb", &without)] {
+            let bytes = b.to_bytes().expect("the seed bundle is valid");
+            let path = dir.join(name);
+            if std::env::var_os("WF_WRITE_FUZZ_SEEDS").is_some() {
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(&path, &bytes).unwrap();
+            }
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(committed == bytes, "{} is stale: rerun with WF_WRITE_FUZZ_SEEDS=1", path.display());
+            assert_eq!(weightflow::bundle::Bundle::from_bytes(&committed).unwrap().pool, b.pool);
         }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(committed == bytes, "{} is stale: rerun with WF_WRITE_FUZZ_SEEDS=1", path.display());
-        assert_eq!(weightflow::bundle::Bundle::from_bytes(&committed).unwrap().pool, b.pool);
     }
 }
