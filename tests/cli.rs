@@ -137,6 +137,8 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
         "8",
         "--refine-steps",
         "0",
+        "--refine-lr",
+        "0.25",
         "--json",
         "--meta",
     ];
@@ -153,7 +155,10 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     let window = ndarray::Array2::from_shape_fn((5, 9), |(i, j)| (i * 9 + j) as f32 / 10.0);
     let score = det.score(window.view(), 1)?;
     assert!((0.0..=1.0).contains(&score.p_value) && score.ensemble_size == 8, "{score:?}");
-    // The pool is stored: what onnxruntime generates from the pool seed (export's --pool-seed 0), bit for bit.
+    // The settings reach the bundle; the pool is stored: what onnxruntime generates from the pool seed
+    // (export's --pool-seed 0), bit for bit.
+    let ensemble = &det.bundle().manifest.ensemble;
+    assert_eq!((ensemble.steps, ensemble.lr, ensemble.ensemble_size, ensemble.floor), (0, 0.25, 8, 0.0));
     assert!(det.info().pool_stored);
     assert_eq!(det.pool(), &det.generate(32, 0)?);
 
