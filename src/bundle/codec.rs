@@ -113,14 +113,12 @@ impl Bundle {
     }
 
     fn tensor_bytes(&self) -> Result<Vec<u8>, BundleError> {
-        let f32_bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let f = f32_bytes(self.f.as_slice().expect("an Array1 built by us is contiguous"));
-        let p = f32_bytes(&self.p_ref.as_standard_layout().iter().copied().collect::<Vec<f32>>());
+        // ndarray iterates in logical (row-major) order whatever the memory layout: no standard-layout copy.
+        let le_bytes = |v: ndarray::iter::Iter<'_, f32, _>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let f: Vec<u8> = self.f.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let p = le_bytes(self.p_ref.iter());
         let labels: Vec<u8> = self.p_labels.iter().flat_map(|x| x.to_le_bytes()).collect();
-        let pool = self
-            .pool
-            .as_ref()
-            .map(|p| (p.shape().to_vec(), f32_bytes(&p.as_standard_layout().iter().copied().collect::<Vec<f32>>())));
+        let pool = self.pool.as_ref().map(|m| (m.shape().to_vec(), le_bytes(m.iter())));
         let mut views = vec![
             (T_F, TensorView::new(Dtype::F32, vec![self.f.len()], &f)),
             (T_P_REF, TensorView::new(Dtype::F32, self.p_ref.shape().to_vec(), &p)),

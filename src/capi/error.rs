@@ -21,6 +21,14 @@ pub(crate) struct CapiError {
     pub(crate) message: String,
 }
 
+/// A failure of the detect layer (a stream's windows, scoring) has the status `runtime::RuntimeError::Detect`
+/// maps to, so a caller sees one code for it whichever path raised it.
+impl From<crate::detect::DetectError> for CapiError {
+    fn from(e: crate::detect::DetectError) -> Self {
+        CapiError::new(wf_status::Detect, e.to_string())
+    }
+}
+
 impl CapiError {
     pub(crate) fn new(status: wf_status, message: impl Into<String>) -> Self {
         CapiError { status, message: message.into() }

@@ -141,9 +141,3 @@ pub unsafe extern "C" fn wf_stream_push(
         Ok(())
     })
 }
-
-impl From<crate::detect::DetectError> for CapiError {
-    fn from(e: crate::detect::DetectError) -> Self {
-        CapiError::new(wf_status::Detect, e.to_string())
-    }
-}
