@@ -5,8 +5,9 @@
 //! [`Activation`]) evaluates a batch `thetas` `[M, D]` of classifiers on one input batch `x` `[B, d_in]`:
 //!
 //! * [`Mlp::logits`] `[M, B, C]`, [`Mlp::probabilities`] (softmax, `[M, B, C]`), [`Mlp::predict`] (argmax,
-//!   `[M, B]`); the first layer is one GEMM over all M classifiers (over chunks of them when M·B is large),
-//!   later layers one GEMM per classifier;
+//!   `[M, B]`); small classifiers (D ≤ 8,192) run fused, one classifier and a block of rows at a time in L1,
+//!   larger ones as GEMMs: the first layer one GEMM over all M classifiers (over chunks of them when M·B is
+//!   large), later layers one GEMM per classifier;
 //! * [`Mlp::loss`] and [`Mlp::loss_and_grad`] `([M], [M, D])` for per-row [`Targets`]: L_m = Σ_b w_b ℓ_b with
 //!   ℓ_b cross entropy or disagreement cross entropy, which covers mean CE, ℓ_cdc and weighted mixes
 //!   (formulas [below](self#losses));
@@ -41,6 +42,7 @@ mod adam;
 mod backward;
 mod error;
 mod forward;
+mod fused;
 mod loss;
 pub mod metrics;
 mod mlp;
