@@ -276,7 +276,9 @@ wf_status wf_stream_windows_after(const wf_stream *stream,
 // Appends `n_rows × n_cols` raw feature rows (row-major, `n_cols = wf_info.n_features`, every value finite)
 // to the stream and scores every window they complete, writing the verdicts in order to `out` (capacity
 // `out_cap` entries, at least what `wf_stream_windows_after` reports; `out` may be NULL when that is 0) and
-// their count to `*n_out`. Arguments are checked before any row is consumed: a refused push changes nothing.
+// their count to `*n_out`. A push that fails changes nothing, whether an argument was refused or a window's
+// scoring failed: no row is consumed and no verdict written, so the stream's window k still starts at stream
+// row k·stride (drop or repair the rows, then push again).
 //
 // # Safety
 // `stream` is NULL or a live stream whose detector is live; `rows` is NULL or points to `n_rows * n_cols`

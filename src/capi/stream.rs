@@ -98,7 +98,9 @@ pub unsafe extern "C" fn wf_stream_windows_after(
 /// Appends `n_rows × n_cols` raw feature rows (row-major, `n_cols = wf_info.n_features`, every value finite)
 /// to the stream and scores every window they complete, writing the verdicts in order to `out` (capacity
 /// `out_cap` entries, at least what `wf_stream_windows_after` reports; `out` may be NULL when that is 0) and
-/// their count to `*n_out`. Arguments are checked before any row is consumed: a refused push changes nothing.
+/// their count to `*n_out`. A push that fails changes nothing, whether an argument was refused or a window's
+/// scoring failed: no row is consumed and no verdict written, so the stream's window k still starts at stream
+/// row k·stride (drop or repair the rows, then push again).
 ///
 /// # Safety
 /// `stream` is NULL or a live stream whose detector is live; `rows` is NULL or points to `n_rows * n_cols`
@@ -129,15 +131,18 @@ pub unsafe extern "C" fn wf_stream_push(
         }
         let buffer = if needed == 0 { &mut [][..] } else { unsafe { arg_slice_mut(out, out_cap, "out") }? };
         let block = ArrayView2::from_shape((n_rows, n_cols), values).expect("len = n_rows × n_cols was checked");
-        let (seed, mut written) = (s.seed, 0);
-        s.windows.push(block, |w| {
+        // Pushed into a copy (at most `window` rows), kept only when every window scored: a scoring failure
+        // part-way leaves neither consumed rows nor written verdicts behind.
+        let (seed, mut windows, mut verdicts) = (s.seed, s.windows.clone(), Vec::with_capacity(needed));
+        windows.push(block, |w| {
             let score: wf_score = det.backend().score(w.rows, window_seed(seed, w.index))?;
-            buffer[written] = wf_window_score { index: w.index, end_row: w.end_row, score };
-            written += 1;
+            verdicts.push(wf_window_score { index: w.index, end_row: w.end_row, score });
             Ok::<(), CapiError>(())
         })?;
+        buffer[..verdicts.len()].copy_from_slice(&verdicts);
+        s.windows = windows;
         // SAFETY: checked non-NULL and aligned.
-        unsafe { n_out.write(written) };
+        unsafe { n_out.write(verdicts.len()) };
         Ok(())
     })
 }

@@ -11,8 +11,11 @@ use crate::capi::error::CapiError;
 
 const FEATURES: usize = 3;
 const PARAMS: usize = 5;
+/// A feature value the test double fails to score.
+const POISON: f32 = 1234.0;
 
-/// Scores a window by a weighted sum the tests recompute in f64; generates `seed + 10k + j`; panics on seed 666.
+/// Scores a window by a weighted sum the tests recompute in f64; generates `seed + 10k + j`; panics on seed 666;
+/// fails with WF_STATUS_DETECT on a window holding the value `POISON`.
 struct Weighted;
 
 impl Backend for Weighted {
@@ -29,6 +32,9 @@ impl Backend for Weighted {
 
     fn score(&self, rows: ArrayView2<'_, f32>, seed: u64) -> Result<wf_score, CapiError> {
         assert_ne!(seed, 666, "the test double was asked to panic");
+        if rows.iter().any(|&v| v == POISON) {
+            return Err(CapiError::new(wf_status::Detect, "the test double refuses a poisoned window"));
+        }
         let statistic = rows.indexed_iter().map(|((i, j), &v)| v as f64 * ((i + 1) * (j + 1)) as f64).sum::<f64>();
         Ok(wf_score {
             p_value: 1.0 / (1.0 + statistic.abs()),
@@ -389,4 +395,65 @@ fn a_stream_needs_a_calibrated_window_and_a_positive_stride() {
     assert_eq!(unsafe { wf_stream_new(det, 4, 1, 0, std::ptr::null_mut(), &mut err) }, wf_status::NullPointer);
     take(err);
     unsafe { wf_detector_free(det) };
+}
+
+#[test]
+fn windows_after_answers_for_any_row_count_once_rows_have_arrived() {
+    // Found by the capi_score fuzz target: after 20 rows, wf_stream_windows_after(SIZE_MAX) overflowed the row
+    // count (WF_STATUS_PANIC with overflow checks, 0 without). Windows of 4 every row: the next one ends at row
+    // 21, so SIZE_MAX more rows complete SIZE_MAX windows (ends 21 ..= 20 + SIZE_MAX).
+    let det = detector();
+    let mut stream = std::ptr::null_mut();
+    let mut err = std::ptr::null_mut();
+    // SAFETY: a live detector; the stream is freed before it.
+    assert_eq!(unsafe { wf_stream_new(det, 4, 1, 0, &mut stream, &mut err) }, wf_status::Ok);
+    assert_eq!(push(stream, &window(20), 20, FEATURES).unwrap().len(), 17);
+    for (n_rows, expected) in [(usize::MAX, usize::MAX), (usize::MAX - 1, usize::MAX - 1), (1, 1), (0, 0)] {
+        let mut n = 7usize;
+        // SAFETY: a live stream and writable out-parameters.
+        let status = unsafe { wf_stream_windows_after(stream, n_rows, &mut n, &mut err) };
+        assert_eq!(status, wf_status::Ok, "{n_rows}");
+        assert_eq!(n, expected, "{n_rows} more rows");
+    }
+    unsafe {
+        wf_stream_free(stream);
+        wf_detector_free(det);
+    }
+}
+
+#[test]
+fn a_push_whose_scoring_fails_part_way_changes_nothing() {
+    // Found by the capi_score fuzz target: a window that failed to score (large finite features made the
+    // refinement steps diverge: WF_STATUS_DETECT) left the rows before it consumed and the verdicts before it
+    // written, so the caller could not tell where the stream stood. Windows of 4 every 2 rows.
+    let det = detector();
+    let (mut stream, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: a live detector; the stream is freed before it.
+    assert_eq!(unsafe { wf_stream_new(det, 4, 2, 0, &mut stream, &mut err) }, wf_status::Ok);
+    assert!(push(stream, &window(3), 3, FEATURES).unwrap().is_empty());
+    // Stream rows 3..8 complete the windows ending at rows 4, 6 and 8; row 5 poisons the second (rows 2..6).
+    let mut rows = window(5);
+    rows[2 * FEATURES] = POISON;
+    let sentinel = wf_window_score { index: 99, end_row: 99, score: sentinel_score() };
+    let mut out = [sentinel; 3];
+    let mut n_out = usize::MAX;
+    // SAFETY: out holds 3 entries (what wf_stream_windows_after reports); rows hold 5 × FEATURES floats.
+    let status =
+        unsafe { wf_stream_push(stream, rows.as_ptr(), 5, FEATURES, out.as_mut_ptr(), 3, &mut n_out, &mut err) };
+    assert_eq!(status, wf_status::Detect);
+    assert!(take(err).1.contains("poisoned"));
+    assert_eq!(n_out, usize::MAX, "a failure leaves *n_out untouched");
+    assert_eq!(out, [sentinel; 3], "a failure writes no verdict, not even the first window's");
+    let mut needed = 0;
+    // SAFETY: a live stream and a writable count.
+    assert_eq!(unsafe { wf_stream_windows_after(stream, 5, &mut needed, &mut err) }, wf_status::Ok);
+    assert_eq!(needed, 3, "no row was consumed");
+    // The same rows repaired: windows 0, 1, 2 end at rows 4, 6, 8, as if the failed push never happened.
+    rows[2 * FEATURES] = 0.5;
+    let got = push(stream, &rows, 5, FEATURES).unwrap();
+    assert_eq!(got.iter().map(|w| (w.index, w.end_row)).collect::<Vec<_>>(), [(0, 4), (1, 6), (2, 8)]);
+    unsafe {
+        wf_stream_free(stream);
+        wf_detector_free(det);
+    }
 }

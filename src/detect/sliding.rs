@@ -73,12 +73,13 @@ impl SlidingWindows {
     }
 
     /// How many windows a push of `n_rows` more rows would complete (for callers that size a buffer first).
+    /// Exact for every `n_rows`, `usize::MAX` included (at most `n_rows`, as the next window needs at least one
+    /// more row; the sum `rows_seen + n_rows` is never formed, so it cannot overflow).
     pub fn windows_after(&self, n_rows: usize) -> u64 {
-        let end = self.rows_seen + n_rows as u64;
-        if end < self.next_end {
-            0
-        } else {
-            (end - self.next_end) / self.stride as u64 + 1
+        let to_next = self.next_end - self.rows_seen; // ≥ 1: a completed window moves next_end past rows_seen
+        match (n_rows as u64).checked_sub(to_next) {
+            None => 0,
+            Some(beyond) => beyond / self.stride as u64 + 1,
         }
     }
 
@@ -171,5 +172,23 @@ mod tests {
         assert!(s.push::<DetectError>(Array2::<f32>::zeros((3, 3)).view(), |_| Ok(())).is_err());
         assert_eq!(s.rows_seen(), 0, "a refused push consumes nothing");
         assert_eq!(s.windows_after(3), 2);
+    }
+
+    #[test]
+    fn windows_after_is_exact_for_the_largest_counts() {
+        // Found by the capi_score fuzz target: rows_seen + n_rows overflowed u64 (a panic with overflow checks,
+        // a wrapped count of 0 without them) once the stream had seen a row.
+        let mut s = SlidingWindows::new(1, 4, 1).unwrap();
+        assert_eq!(s.windows_after(usize::MAX), usize::MAX as u64 - 3, "windows ending at rows 4, 5, …, usize::MAX");
+        s.push::<DetectError>(rows(0, 20).view(), |_| Ok(())).unwrap();
+        // 17 windows done (ends 4..=20); the next ends at row 21: ends 21 ..= 20 + usize::MAX.
+        assert_eq!(s.windows_after(usize::MAX), usize::MAX as u64);
+        assert_eq!(s.windows_after(usize::MAX - 1), usize::MAX as u64 - 1);
+        let mut s = SlidingWindows::new(1, 4, 3).unwrap();
+        s.push::<DetectError>(rows(0, 5).view(), |_| Ok(())).unwrap();
+        // Next end at row 7 (2 rows away), then every 3 rows.
+        assert_eq!(s.windows_after(1), 0);
+        assert_eq!(s.windows_after(2), 1);
+        assert_eq!(s.windows_after(usize::MAX), (usize::MAX as u64 - 2) / 3 + 1);
     }
 }
