@@ -23,6 +23,11 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
 fi
+# capi_score opens a detector through wf_detector_open, which loads onnxruntime (docs/FUZZING.md).
+if [[ " ${targets[*]} " == *" capi_score "* ]] && [ -z "${ORT_DYLIB_PATH:-}" ]; then
+    ORT_DYLIB_PATH="$(scripts/setup-ort.sh)"
+    export ORT_DYLIB_PATH
+fi
 for target in "${targets[@]}"; do
     echo "== $target: ${seconds}s"
     mkdir -p "fuzz/corpus/$target"
