@@ -59,17 +59,26 @@ impl Activation {
     /// Multiplies the upstream gradient `g` = ∂L/∂a in place by σ'(z), turning it into ∂L/∂z; `z` is the
     /// pre-activation and `a` = σ(z) (tanh reuses it).
     pub(crate) fn backprop(self, g: &mut Array2<f32>, z: &Array2<f32>, a: &Array2<f32>) {
+        Zip::from(g).and(z).and(a).for_each(|g, &z, &a| *g = self.backprop_one(*g, z, a));
+    }
+
+    /// ∂L/∂z = g·σ'(z) for one value, from g = ∂L/∂a, the pre-activation z and a = σ(z) (tanh reuses it).
+    /// ReLU's gradient is set to 0 where z ≤ 0, not multiplied by 0, so an infinite g there stays out.
+    #[inline(always)]
+    pub(crate) fn backprop_one(self, g: f32, z: f32, a: f32) -> f32 {
         match self {
-            Self::Relu => Zip::from(g).and(z).for_each(|g, &z| {
+            Self::Relu => {
                 if z <= 0.0 {
-                    *g = 0.0;
+                    0.0
+                } else {
+                    g
                 }
-            }),
-            Self::Tanh => Zip::from(g).and(a).for_each(|g, &a| *g *= 1.0 - a * a),
-            Self::Silu => Zip::from(g).and(z).for_each(|g, &z| {
+            }
+            Self::Tanh => g * (1.0 - a * a),
+            Self::Silu => {
                 let s = 1.0 / (1.0 + (-z).exp());
-                *g *= s * (1.0 + z * (1.0 - s));
-            }),
+                g * (s * (1.0 + z * (1.0 - s)))
+            }
         }
     }
 }

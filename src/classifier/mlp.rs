@@ -22,8 +22,8 @@ use crate::space::Layout;
 /// both ways; tune it with a bench before trusting a smaller value.
 const CHUNK_BYTES: usize = 32 << 20;
 
-/// The largest D whose logits take the fused pass ([`fused`]): one classifier's weights (4·D bytes) fit a
-/// 32 KiB L1 data cache. Measured once on the 2-core dev box (one thread, loaded; min of 10): 9-16-16-2 with
+/// The largest D whose logits and gradients take the fused passes ([`fused`]): one classifier's weights
+/// (4·D bytes) fit a 32 KiB L1 data cache. Measured once on the 2-core dev box (one thread, loaded; min of 10): 9-16-16-2 with
 /// M = 1,024 and B = 478, fused 8.2 ms against 33 ms for the GEMM pass; 64-32-10 (D = 2,410), 15.7 against
 /// 21.7 ms; 784-32-10 (D = 25,450), 104 against 63 ms, where the GEMM pass wins. `cargo bench --bench
 /// classifier` tracks the first.
@@ -118,8 +118,21 @@ impl Mlp {
         targets.check(x.nrows(), self.n_classes())?;
         let thetas = standard(thetas);
         let m = thetas.nrows();
-        let mut losses = Vec::with_capacity(m);
         let mut grads = Array2::zeros((m, self.layout.dim()));
+        if self.layout.dim() <= FUSED_MAX_DIM {
+            let mut losses = vec![0f32; m];
+            fused::loss_and_grad(
+                &self.layout,
+                self.activation,
+                &thetas.view(),
+                &x,
+                targets,
+                &mut losses,
+                &mut grads.view_mut(),
+            );
+            return Ok((Array1::from(losses), grads));
+        }
+        let mut losses = Vec::with_capacity(m);
         for chunk in self.chunks(m, x.nrows(), true) {
             let th = thetas.slice(s![chunk.clone(), ..]);
             let pass = forward(&self.layout, self.activation, &th, &x, true);
