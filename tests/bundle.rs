@@ -6,7 +6,7 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, BundleError, Manifest, PoolSpec, FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
-use weightflow::detect::{Calibration, EnsembleConfig};
+use weightflow::detect::{Calibration, EnsembleConfig, StepRule};
 use weightflow::ode::Sampler;
 use weightflow::rng;
 use weightflow::space::{Layout, SourceKind};
@@ -225,5 +225,22 @@ fn the_pool_is_optional_and_version_1_bundles_still_read() -> TestResult {
     // Version 0 predates the format.
     let zero = rewrite_manifest(&b.to_bytes()?, 0, |m| m["format_version"] = 0.into());
     assert!(matches!(Bundle::from_bytes(&zero).unwrap_err(), BundleError::UnsupportedVersion { found: 0, .. }));
+    Ok(())
+}
+
+#[test]
+fn a_manifest_written_before_the_step_rule_existed_reads_as_plain_gradient_steps() -> TestResult {
+    // Bundles written before `step_rule` was a field have no such key and were calibrated with θ − lr·g; they
+    // must read (and so score) exactly as then, not with the new default rule.
+    let mut b = sample_bundle();
+    b.manifest.ensemble = EnsembleConfig { steps: 5, step_rule: StepRule::Absolute, lr: 2.0, ..Default::default() };
+    let bytes = b.to_bytes()?;
+    let old = rewrite_manifest(&bytes, FORMAT_VERSION, |m| {
+        assert!(m["ensemble"].as_object_mut().unwrap().remove("step_rule").is_some());
+    });
+    let back = Bundle::from_bytes(&old)?;
+    assert_eq!(back.manifest.ensemble, b.manifest.ensemble);
+    assert_eq!(back.manifest.ensemble.step_rule, StepRule::Absolute);
+    assert_ne!(EnsembleConfig::default().step_rule, StepRule::Absolute);
     Ok(())
 }

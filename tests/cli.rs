@@ -137,6 +137,8 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
         "8",
         "--refine-steps",
         "0",
+        "--refine-step-rule",
+        "layer-relative",
         "--refine-lr",
         "0.25",
         "--json",
@@ -159,6 +161,7 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     // (export's --pool-seed 0), bit for bit.
     let ensemble = &det.bundle().manifest.ensemble;
     assert_eq!((ensemble.steps, ensemble.lr, ensemble.ensemble_size, ensemble.floor), (0, 0.25, 8, 0.0));
+    assert_eq!(ensemble.step_rule, weightflow::detect::StepRule::LayerRelative);
     assert!(det.info().pool_stored);
     assert_eq!(det.pool(), &det.generate(32, 0)?);
 
@@ -239,11 +242,14 @@ fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), 
 fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::error::Error>> {
     let output = weightflow()
         .args(["eval-shift", "--dataset", "uci-heart", "--methods", "f-entropy,bbsd", "--sizes", "10,20"])
-        .args(["--runs", "20", "--base-models", "2", "--threads", "1", "--json"])
+        .args(["--runs", "20", "--base-models", "2", "--threads", "1", "--json", "--step-rule", "absolute"])
         .output()?;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     assert_eq!(v["schema"], "eval-shift/2");
+    // --step-rule without --lr takes the rule's own step size (absolute: 2.0, not the default rule's 0.15).
+    let refined = &v["settings"]["meta_detectron"];
+    assert_eq!((refined["step_rule"].as_str(), refined["lr"].as_f64()), (Some("absolute"), Some(2.0)), "{refined}");
     let rows = v["results"].as_array().ok_or("results is an array")?;
     assert_eq!(rows.len(), 4);
     for r in rows {
@@ -262,6 +268,8 @@ fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::erro
     assert!(String::from_utf8_lossy(&no_meta.stderr).contains("--meta"));
     let unknown = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "tilted"]).output()?;
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("meta-detectron"));
+    let rule = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--step-rule", "adam"]).output()?;
+    assert!(String::from_utf8_lossy(&rule.stderr).contains("calibrated"), "{}", String::from_utf8_lossy(&rule.stderr));
     Ok(())
 }
 

@@ -5,8 +5,8 @@ use ndarray::{array, s, Array1, Array2, Axis};
 use rand_distr::{Distribution, Normal, StandardNormal};
 use weightflow::classifier::{Activation, Mlp, Targets};
 use weightflow::detect::{
-    ks_two_sample, mean_softmax_entropy, Calibration, DetectError, EnsembleConfig, EnsembleDetector, Selection,
-    Statistic, WindowTest,
+    ks_two_sample, mean_softmax_entropy, step, Calibration, DetectError, EnsembleConfig, EnsembleDetector, Selection,
+    Statistic, StepRule, WindowTest, CALIBRATED_CAP,
 };
 use weightflow::rng::{rng, Rng};
 use weightflow::space::Layout;
@@ -266,12 +266,21 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
     let tables = det.calibrate(gaussian(100, [0.0, 0.0], 1.0, &mut rng(6)).view(), &[10], 20, 1)?;
     let back: Vec<Calibration> = serde_json::from_str(&serde_json::to_string(&tables)?)?;
     assert_eq!(back, tables);
-    // Missing fields take the defaults, except the selection and the λ cap: a stored config without them
-    // predates them and was calibrated with the first-M voters and an uncapped λ.
-    let config: EnsembleConfig = serde_json::from_str(r#"{"steps": 3}"#)?;
-    let old = EnsembleConfig { steps: 3, selection: Selection::First, lambda_rows: None, ..Default::default() };
+    // Missing fields take the defaults, except the selection, the λ cap and the step rule: a stored config
+    // without them predates them and was calibrated with the first-M voters, an uncapped λ and plain gradient
+    // steps θ − lr·g (its lr is stored with it).
+    let config: EnsembleConfig = serde_json::from_str(r#"{"steps": 3, "lr": 2.0}"#)?;
+    let old = EnsembleConfig {
+        steps: 3,
+        selection: Selection::First,
+        lambda_rows: None,
+        step_rule: StepRule::Absolute,
+        lr: 2.0,
+        ..Default::default()
+    };
     assert_eq!(config, old);
     assert_eq!(EnsembleConfig::default().selection, Selection::Disagreeing);
+    assert_eq!((EnsembleConfig::default().step_rule, EnsembleConfig::default().lr), (StepRule::Calibrated, 0.15));
     let back: EnsembleConfig = serde_json::from_str(&serde_json::to_string(&EnsembleConfig::default())?)?;
     assert_eq!(back, EnsembleConfig::default());
     Ok(())
@@ -360,5 +369,146 @@ fn methods_parse_by_name_and_build_alike() -> TestResult {
     assert!("tilted".parse::<Method>().unwrap_err().contains("meta-detectron"));
     let no_pool = MethodInputs { pool: None, ..inputs };
     assert!(matches!(Method::Untilted.build(&no_pool), Err(DetectError::Empty { what: "member pool" })));
+    Ok(())
+}
+
+/// A flat 2-3-2 MLP's weights and a gradient, deterministic and with every component non-zero.
+fn tiny_step_case() -> (Layout, Array2<f32>, Array2<f32>) {
+    let layout = Layout::parse("2-3-2").unwrap();
+    let d = layout.dim();
+    let thetas = Array2::from_shape_fn((2, d), |(m, j)| ((j as f32 * 0.37 + m as f32).sin() + 0.1) * 0.8);
+    let grad = Array2::from_shape_fn((2, d), |(m, j)| ((j as f32 * 1.3 - m as f32).cos() + 0.05) * 0.01);
+    (layout, thetas, grad)
+}
+
+/// The elements of layer l of a 2-3-2 MLP: W₀ (6) b₀ (3) | W₁ (6) b₁ (2).
+fn tiny_layers() -> [std::ops::Range<usize>; 2] {
+    [0..9, 9..17]
+}
+
+/// The parts of the flat vector that `rule` normalises separately: the whole vector, or each layer.
+fn tiny_parts(rule: StepRule) -> Vec<std::ops::Range<usize>> {
+    if rule == StepRule::Relative {
+        std::iter::once(0..17).collect()
+    } else {
+        tiny_layers().to_vec()
+    }
+}
+
+fn norm64(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+#[test]
+fn relative_steps_match_a_float64_hand_computation() {
+    let (layout, thetas, grad) = tiny_step_case();
+    let eta = 0.1f64;
+    let layer_lr = [3.0f32, 40.0];
+    for rule in [StepRule::Relative, StepRule::LayerRelative, StepRule::Sign, StepRule::Calibrated] {
+        let mut moved = thetas.clone();
+        step(&layout, rule, eta as f32, Some(&layer_lr), &mut moved, grad.view());
+        for m in 0..2 {
+            let t: Vec<f64> = thetas.row(m).iter().map(|&v| v as f64).collect();
+            let g: Vec<f64> = grad.row(m).iter().map(|&v| v as f64).collect();
+            let mut expected = t.clone();
+            for (l, r) in tiny_parts(rule).iter().enumerate() {
+                let (tn, gn) = (norm64(&t[r.clone()]), norm64(&g[r.clone()]));
+                for i in r.clone() {
+                    expected[i] -= match rule {
+                        StepRule::Sign => eta * tn / (r.len() as f64).sqrt() * g[i].signum(),
+                        StepRule::Calibrated => {
+                            let length = (layer_lr[l] as f64 * gn).min(CALIBRATED_CAP * eta * tn);
+                            length * g[i] / gn
+                        }
+                        _ => eta * tn * g[i] / gn,
+                    };
+                }
+            }
+            for (i, (&got, want)) in moved.row(m).iter().zip(&expected).enumerate() {
+                assert!((got as f64 - want).abs() < 1e-6, "{rule:?} member {m} element {i}: {got} vs {want}");
+            }
+        }
+    }
+    // The case covers both branches of the calibrated cap: layer 0's step (3·‖g₀‖) is under 5·η·‖θ₀‖, layer 1's
+    // (40·‖g₁‖) over it.
+    let (t, g) = (thetas.row(0).mapv(|v| v as f64).to_vec(), grad.row(0).mapv(|v| v as f64).to_vec());
+    let [l0, l1] = tiny_layers();
+    assert!(3.0 * norm64(&g[l0.clone()]) < CALIBRATED_CAP * eta * norm64(&t[l0]));
+    assert!(40.0 * norm64(&g[l1.clone()]) > CALIBRATED_CAP * eta * norm64(&t[l1]));
+    // Absolute is plain gradient descent.
+    let mut moved = thetas.clone();
+    step(&layout, StepRule::Absolute, 2.0, None, &mut moved, grad.view());
+    assert_eq!(moved, &thetas - &(&grad * 2.0));
+}
+
+#[test]
+fn normalised_steps_move_a_fixed_fraction_of_the_weights_whatever_the_gradient_scale() {
+    let (layout, thetas, grad) = tiny_step_case();
+    let eta = 0.05f32;
+    for rule in [StepRule::Relative, StepRule::LayerRelative, StepRule::Sign] {
+        let mut reference: Option<Array2<f32>> = None;
+        for scale in [1e-6f32, 1.0, 1e6] {
+            let mut moved = thetas.clone();
+            step(&layout, rule, eta, None, &mut moved, (&grad * scale).view());
+            let delta = &moved - &thetas;
+            for m in 0..2 {
+                for r in tiny_parts(rule) {
+                    let dn = norm64(&delta.row(m).slice(s![r.clone()]).mapv(|v| v as f64).to_vec());
+                    let tn = norm64(&thetas.row(m).slice(s![r.clone()]).mapv(|v| v as f64).to_vec());
+                    assert!((dn / tn - eta as f64).abs() < 1e-4, "{rule:?} scale {scale}: ‖Δθ‖/‖θ‖ = {}", dn / tn);
+                }
+            }
+            match &reference {
+                None => reference = Some(moved),
+                Some(r) => assert!(r.iter().zip(&moved).all(|(a, b)| (a - b).abs() < 1e-5), "{rule:?} {scale}"),
+            }
+        }
+    }
+    // The calibrated step divides the family's gradient scale out: gradients c times larger with step sizes
+    // c times smaller make the same move, and the cap bounds every layer's move by CALIBRATED_CAP·η·‖θ_l‖.
+    let lrs = [3.0f32, 40.0];
+    let mut base = thetas.clone();
+    step(&layout, StepRule::Calibrated, eta, Some(&lrs), &mut base, grad.view());
+    for c in [1e-3f32, 1e3] {
+        let mut moved = thetas.clone();
+        let scaled = lrs.map(|lr| lr / c);
+        step(&layout, StepRule::Calibrated, eta, Some(&scaled), &mut moved, (&grad * c).view());
+        assert!(base.iter().zip(&moved).all(|(a, b)| (a - b).abs() < 1e-5), "c = {c}");
+    }
+    let mut huge = thetas.clone();
+    step(&layout, StepRule::Calibrated, eta, Some(&lrs), &mut huge, (&grad * 1e6).view());
+    for r in tiny_layers() {
+        let dn = norm64(&(&huge - &thetas).row(0).slice(s![r.clone()]).mapv(|v| v as f64).to_vec());
+        let tn = norm64(&thetas.row(0).slice(s![r]).mapv(|v| v as f64).to_vec());
+        assert!((dn / tn - CALIBRATED_CAP * eta as f64).abs() < 1e-4, "capped: {}", dn / tn);
+    }
+}
+
+#[test]
+fn calibrated_step_sizes_follow_the_scale_of_a_rescaled_relu_layer() -> TestResult {
+    // A ReLU MLP computes the same function when its first layer (W₀, b₀) is multiplied by c and W₁ divided by
+    // c. Then g₀ = ∇_{θ₀}ℓ shrinks by c and ‖θ₀‖ grows by c, so the calibrated step size of layer 0 must grow by
+    // c² (its move lr₀·g₀ grows by c, like the layer); an absolute step would move it by 1/c instead.
+    let mlp = Mlp::new(Layout::parse("2-4-2").unwrap(), Activation::Relu);
+    let d = mlp.layout.dim();
+    let mut r = rng(3);
+    let f = Array1::from_shape_fn(d, |_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut r));
+    let pool = Array2::from_shape_fn((40, d), |(_, j)| {
+        f[j] + 0.3 * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut r)
+    });
+    let p_ref = gaussian(120, [0.0, 0.0], 1.0, &mut r);
+    let c = 3.0f32;
+    let rescale = |v: &mut [f32]| {
+        v[..12].iter_mut().for_each(|x| *x *= c); // W₀ (4×2) and b₀ (4)
+        v[12..20].iter_mut().for_each(|x| *x /= c); // W₁ (2×4); b₁ stays
+    };
+    let (mut f2, mut pool2) = (f.clone(), pool.clone());
+    rescale(f2.as_slice_mut().unwrap());
+    pool2.outer_iter_mut().for_each(|mut t| rescale(t.as_slice_mut().unwrap()));
+    let config = EnsembleConfig { floor: 0.0, ..EnsembleConfig::default() };
+    let a = EnsembleDetector::new(mlp.clone(), f, p_ref.clone(), pool, config.clone())?;
+    let b = EnsembleDetector::new(mlp, f2, p_ref, pool2, config)?;
+    let (sa, sb) = (a.step_sizes().unwrap(), b.step_sizes().unwrap());
+    assert!(sa[0] > 0.0 && (sb[0] / sa[0] / (c * c) - 1.0).abs() < 1e-3, "{sa:?} {sb:?}");
     Ok(())
 }

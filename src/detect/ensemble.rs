@@ -5,8 +5,9 @@
 //! 1. ŷ = argmax f on Q and on the reference sample P_ref;
 //! 2. members: among the pool's candidates (agreement with f on P_ref ≥ floor, checked at construction) the
 //!    first M, or the M that disagree most with ŷ on Q ([`Selection`]), each moved
-//!    `steps` gradient steps θ ← θ − lr·∇ℓ_cdc(g_θ; P_sub, Q) with P_sub `refine_rows` reference rows drawn
-//!    for the window ([`EnsembleConfig`]); refined members vote only if they still pass the floor;
+//!    `steps` gradient steps on ℓ_cdc(g_θ; P_sub, Q) ([`step`]: θ ← θ − lr·∇ℓ_cdc, or a move of a fixed fraction
+//!    of the weights' norm) with P_sub `refine_rows` reference rows drawn for the window ([`EnsembleConfig`]);
+//!    refined members vote only if they still pass the floor;
 //! 3. entropy test: H of the mean softmax over {f, g_1 … g_M} on Q and on P_ref, KS test between the two
 //!    (statistic −ln p_KS); disagreement: the members' mean disagreement rate with ŷ on Q;
 //! 4. p-values against the [`Calibration`] of the window's size, decision p ≤ α.
@@ -15,13 +16,14 @@ use ndarray::{concatenate, Array1, Array2, Array3, ArrayView2, ArrayView3, Axis}
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{p_value, threshold, Calibration};
-use super::config::{EnsembleConfig, Selection, Statistic};
+use super::config::{EnsembleConfig, Selection, Statistic, StepRule, CALIBRATED_CAP};
 use super::error::{check_rows, DetectError};
 use super::ks::ks_two_sample;
 use super::method::WindowTest;
 use super::stats::{disagreement_mean, mean_softmax_entropy};
 use crate::classifier::{Mlp, Targets};
 use crate::rng::{stream, Rng};
+use crate::space::Layout;
 
 /// One window's verdict (what the C ABI returns).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -79,6 +81,8 @@ pub struct EnsembleDetector {
     f_ref_probs: Array3<f32>,
     /// Entropies on P_ref when the voters are the same for every window (first-M selection, no steps).
     fixed_reference: Option<Vec<f64>>,
+    /// Per-layer step sizes of [`StepRule::Calibrated`], set at construction (`calibrated_layer_lr`).
+    layer_lr: Option<Vec<f32>>,
 }
 
 impl EnsembleDetector {
@@ -114,7 +118,11 @@ impl EnsembleDetector {
             return Err(DetectError::NoMemberPassesFloor { floor: config.floor, best });
         }
         let candidates = pool.select(Axis(0), &passing);
-        let mut det = Self { mlp, f, p_ref, p_labels, candidates, config, f_ref_probs, fixed_reference: None };
+        let mut det =
+            Self { mlp, f, p_ref, p_labels, candidates, config, f_ref_probs, fixed_reference: None, layer_lr: None };
+        if det.config.steps > 0 && det.config.step_rule == StepRule::Calibrated {
+            det.layer_lr = Some(det.calibrated_layer_lr()?);
+        }
         if det.config.steps == 0 && det.config.selection == Selection::First {
             let probs = det.mlp.probabilities(det.candidates.view(), det.p_ref.view())?;
             det.fixed_reference = Some(ensemble_entropies(det.f_ref_probs.view(), probs.view())?);
@@ -131,6 +139,12 @@ impl EnsembleDetector {
     /// order (only the first M of them with [`Selection::First`]), `[candidates, D]`.
     pub fn members(&self) -> ArrayView2<'_, f32> {
         self.candidates.view()
+    }
+
+    /// The per-layer step sizes lr/G_l of [`StepRule::Calibrated`] set at construction (`None` with any other
+    /// rule, or without steps).
+    pub fn step_sizes(&self) -> Option<&[f32]> {
+        self.layer_lr.as_deref()
     }
 
     /// Members that vote on a window before refinement: M, or fewer when fewer candidates passed the floor.
@@ -249,6 +263,42 @@ impl EnsembleDetector {
         }
     }
 
+    /// The per-layer step sizes lr/G_l of [`StepRule::Calibrated`]: G_l is the median over the candidates of
+    /// ‖g_l‖/‖θ_l‖, g = ∇ℓ_cdc(g_θ; P_sub, Q_ref) with `refine_rows` reference rows P_sub and a window Q_ref of
+    /// 10 other reference rows (fixed draws: the same for every detector over the same P_ref), λ as for a
+    /// window of that size. A layer whose gradient vanishes on every candidate gets step size 0.
+    fn calibrated_layer_lr(&self) -> Result<Vec<f32>, DetectError> {
+        let n_ref = self.p_ref.nrows();
+        let n_q = 10.min(n_ref / 2).max(1);
+        let k = if self.config.refine_rows == 0 { n_ref } else { self.config.refine_rows }.min(n_ref - n_q).max(1);
+        let idx = rand::seq::index::sample(&mut stream(0, 1), n_ref, (k + n_q).min(n_ref)).into_vec();
+        let (p_idx, q_idx) = idx.split_at(k.min(idx.len() - 1));
+        let x = self.p_ref.select(Axis(0), idx.as_slice());
+        let labels = |ix: &[usize]| ix.iter().map(|&i| self.p_labels[i]).collect::<Vec<_>>();
+        let targets = Targets::cdc(&labels(p_idx), &labels(q_idx), Some(self.config.lambda_for(q_idx.len())));
+        let (_, grad) = self.mlp.loss_and_grad(self.candidates.view(), x.view(), &targets)?;
+        let layout = &self.mlp.layout;
+        Ok((0..layout.n_layers())
+            .map(|l| {
+                let r = layer_range(layout, l);
+                let mut ratios: Vec<f64> = self
+                    .candidates
+                    .outer_iter()
+                    .zip(grad.outer_iter())
+                    .map(|(t, g)| norm(&g.to_vec()[r.clone()]) / norm(&t.to_vec()[r.clone()]))
+                    .filter(|v| v.is_finite())
+                    .collect();
+                ratios.sort_by(f64::total_cmp);
+                let g = if ratios.is_empty() { 0.0 } else { ratios[ratios.len() / 2] };
+                if g > 0.0 {
+                    (self.config.lr as f64 / g) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect())
+    }
+
     /// `thetas` moved `steps` gradient steps on ℓ_cdc(g; P_sub, Q) (module docs); unchanged when steps = 0.
     fn refine(
         &self,
@@ -269,10 +319,86 @@ impl EnsembleDetector {
         let targets = Targets::cdc(&p_labels, q_labels, Some(self.config.lambda_for(q_labels.len())));
         for _ in 0..self.config.steps {
             let (_, grad) = self.mlp.loss_and_grad(thetas.view(), x.view(), &targets)?;
-            thetas.scaled_add(-self.config.lr, &grad);
+            let (rule, lr) = (self.config.step_rule, self.config.lr);
+            step(&self.mlp.layout, rule, lr, self.layer_lr.as_deref(), &mut thetas, grad.view());
         }
         Ok(thetas)
     }
+}
+
+/// One refinement step of every member (rows of `thetas`, flat weights of `layout`) along its gradient (the
+/// same row of `grad`), by `rule` with step size `lr` ([`StepRule`]). `layer_lr` holds the per-layer step
+/// sizes of [`StepRule::Calibrated`] (one per layer; the detector sets them at construction) and is ignored by
+/// the other rules. A member's layer whose gradient is zero does not move; norms are accumulated in f64.
+///
+/// # Panics
+/// When the shapes of `thetas` and `grad` differ, or the rule is [`StepRule::Calibrated`] and `layer_lr` does
+/// not hold one size per layer.
+pub fn step(
+    layout: &Layout,
+    rule: StepRule,
+    lr: f32,
+    layer_lr: Option<&[f32]>,
+    thetas: &mut Array2<f32>,
+    grad: ArrayView2<'_, f32>,
+) {
+    assert_eq!(thetas.dim(), grad.dim(), "one gradient row per member");
+    if rule == StepRule::Absolute {
+        // Exactly the arithmetic of the configs stored before the rule existed (bundles score identically).
+        thetas.scaled_add(-lr, &grad);
+        return;
+    }
+    let layer_lr = match rule {
+        StepRule::Calibrated => {
+            let sizes = layer_lr.expect("StepRule::Calibrated needs the per-layer step sizes");
+            assert_eq!(sizes.len(), layout.n_layers(), "one step size per layer");
+            sizes
+        }
+        _ => &[],
+    };
+    let eta = lr as f64;
+    let layers: Vec<_> = (0..layout.n_layers()).map(|l| layer_range(layout, l)).collect();
+    for (mut theta, g) in thetas.outer_iter_mut().zip(grad.outer_iter()) {
+        let (theta, g) = (theta.as_slice_mut().expect("standard layout"), g.to_vec());
+        if rule == StepRule::Relative {
+            let g_norm = norm(&g);
+            if g_norm > 0.0 {
+                let by = (eta * norm(theta) / g_norm) as f32;
+                theta.iter_mut().zip(&g).for_each(|(t, &gi)| *t -= by * gi);
+            }
+            continue;
+        }
+        for (l, r) in layers.iter().enumerate() {
+            let (t, g) = (&mut theta[r.clone()], &g[r.clone()]);
+            let (t_norm, g_norm) = (norm(t), norm(g));
+            if g_norm == 0.0 {
+                continue;
+            }
+            if rule == StepRule::Sign {
+                let by = (eta * t_norm / (t.len() as f64).sqrt()) as f32;
+                t.iter_mut().zip(g).filter(|(_, &gi)| gi != 0.0).for_each(|(t, &gi)| *t -= by * gi.signum());
+                continue;
+            }
+            // The step's length: η‖θ_l‖ (layer-relative), or lr_l‖g_l‖ capped at CALIBRATED_CAP·η‖θ_l‖.
+            let length = match rule {
+                StepRule::Calibrated => (layer_lr[l] as f64 * g_norm).min(CALIBRATED_CAP * eta * t_norm),
+                _ => eta * t_norm,
+            };
+            let by = (length / g_norm) as f32;
+            t.iter_mut().zip(g).for_each(|(t, &gi)| *t -= by * gi);
+        }
+    }
+}
+
+/// The elements of layer `l` (its weight, then its bias) in the flat vector.
+fn layer_range(layout: &Layout, l: usize) -> std::ops::Range<usize> {
+    let (w, b) = layout.layer(l);
+    w.range().start..b.range().end
+}
+
+/// The Euclidean norm, accumulated in f64.
+fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>().sqrt()
 }
 
 /// Per-row entropy of the mean softmax over {f} ∪ members, from f's softmax `[1, B, C]` and the members'

@@ -29,9 +29,9 @@ mod sliding;
 mod stats;
 
 pub use calibration::{p_value, threshold, Calibration};
-pub use config::{EnsembleConfig, Selection, Statistic};
+pub use config::{EnsembleConfig, Selection, Statistic, StepRule, CALIBRATED_CAP};
 pub use detectron::{Detectron, DetectronConfig, DetectronStatistics};
-pub use ensemble::{EnsembleDetector, Score, WindowStatistics};
+pub use ensemble::{step, EnsembleDetector, Score, WindowStatistics};
 pub use error::DetectError;
 pub use ks::{kolmogorov_sf, ks_two_sample, KsTest, EXACT_MAX_CELLS};
 pub use method::{Method, MethodInputs, WindowTest};

@@ -30,7 +30,9 @@ use serde::Serialize;
 use serde_json::json;
 use weightflow::classifier::{auroc, Activation, Mlp};
 use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Shift, Standardizer};
-use weightflow::detect::{p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Selection, Statistic};
+use weightflow::detect::{
+    p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Selection, Statistic, StepRule,
+};
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::rng::stream;
 use weightflow::space::Layout;
@@ -101,7 +103,12 @@ pub struct Args {
     /// Refinement steps of meta-detectron.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// Refinement step size of meta-detectron.
+    /// How meta-detectron's refinement steps move the weights: absolute, relative, layer-relative or sign
+    /// (default: the library's, EnsembleConfig::default()).
+    #[arg(long, value_parser = kebab::<StepRule>)]
+    pub step_rule: Option<StepRule>,
+    /// Refinement step size of meta-detectron (a fraction of the weights' norm with the relative rules; default:
+    /// the step rule's own, StepRule::default_lr).
     #[arg(long)]
     pub lr: Option<f32>,
     /// DCE weight λ of the refinement (0 or less: 1/(N+1)).
@@ -319,6 +326,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     set(&mut refined);
     refined.steps = args.steps.unwrap_or(refined.steps);
     refined.selection = args.selection.unwrap_or(refined.selection);
+    if let Some(rule) = args.step_rule {
+        refined.step_rule = rule;
+        refined.lr = rule.default_lr();
+    }
     refined.lr = args.lr.unwrap_or(refined.lr);
     refined.refine_rows = args.refine_rows.unwrap_or(refined.refine_rows);
     if let Some(l) = args.lambda {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use serde_json::json;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec};
 use weightflow::classifier::{Activation, Mlp};
-use weightflow::detect::{EnsembleConfig, EnsembleDetector};
+use weightflow::detect::{EnsembleConfig, EnsembleDetector, StepRule};
 use weightflow::eval::EvalData;
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::runtime::{Detector, OpenOptions};
@@ -60,10 +60,15 @@ pub struct Args {
     /// ℓ_cdc refinement steps per window (0: the untilted ensemble).
     #[arg(long, default_value_t = EnsembleConfig::default().steps)]
     pub refine_steps: usize,
-    /// Step size of the refinement. It depends on the classifier family: 2.0 suits UCI heart's 9-16-16-2,
-    /// 0.2 the digits 64-32-10 (docs/DETECT.md); too large a step inverts the test.
-    #[arg(long, default_value_t = EnsembleConfig::default().lr)]
-    pub refine_lr: f32,
+    /// How a refinement step moves the weights: absolute (θ − lr·g), relative, layer-relative or sign (a fixed
+    /// fraction lr of the weights' norm; docs/DETECT.md).
+    #[arg(long, value_parser = kebab::<StepRule>, default_value_t = EnsembleConfig::default().step_rule)]
+    pub refine_step_rule: StepRule,
+    /// Step size of the refinement (default: the step rule's, StepRule::default_lr). An absolute step depends
+    /// on the classifier family (2.0 suits UCI heart's 9-16-16-2, 0.2 the digits 64-32-10; too large a step
+    /// inverts the test); a relative one is a fraction of the weights' norm.
+    #[arg(long)]
+    pub refine_lr: Option<f32>,
     /// Seed of the calibration windows.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -108,7 +113,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ensemble_size: args.ensemble_size,
         floor: args.floor,
         steps: args.refine_steps,
-        lr: args.refine_lr,
+        step_rule: args.refine_step_rule,
+        lr: args.refine_lr.unwrap_or(args.refine_step_rule.default_lr()),
         ..EnsembleConfig::default()
     };
     let mut bundle = Bundle {
