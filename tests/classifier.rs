@@ -379,13 +379,14 @@ fn bad_inputs_are_errors_with_their_details() -> TestResult {
 
 #[test]
 fn chunked_batches_equal_single_runs() -> TestResult {
-    // 3-64-64-2 on B = 1000 keeps 1000·130·4·2 B ≈ 1 MiB per classifier for backprop, so 40 classifiers span
-    // more than one 32 MiB chunk; members on both sides of the boundary must match single runs.
-    let layout = Layout::parse("3-64-64-2")?;
+    // 100-64-64-2 (D = 10,754: too large for the fused pass, so the GEMM pass runs in chunks) on B = 1000 keeps
+    // 1000·130·4·2 B ≈ 1 MiB per classifier for backprop, so 40 classifiers span more than one 32 MiB chunk;
+    // members on both sides of the boundary must match single runs.
+    let layout = Layout::parse("100-64-64-2")?;
     let mlp = Mlp::new(layout.clone(), Activation::Tanh);
     let mut rng = rng::rng(8);
     let th = thetas(&layout, 40, 1.0, &mut rng);
-    let x = normal(&mut rng, (1000, 3), 1.0);
+    let x = normal(&mut rng, (1000, 100), 1.0);
     let y: Vec<usize> = (0..1000).map(|i| i % 2).collect();
     let targets = Targets::cross_entropy(&y);
     let (losses, grads) = mlp.loss_and_grad(th.view(), x.view(), &targets)?;

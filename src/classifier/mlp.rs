@@ -97,6 +97,16 @@ impl Mlp {
         self.check(&thetas, &x)?;
         targets.check(x.nrows(), self.n_classes())?;
         let thetas = standard(thetas);
+        if self.layout.dim() <= FUSED_MAX_DIM {
+            // The fused logits and the head's row order are those of the fused loss_and_grad, so both return
+            // the same losses bit for bit.
+            let logits = self.logits(thetas.view(), x)?;
+            let losses = logits.outer_iter().map(|z| {
+                let rows = z.outer_iter().zip(targets.rows());
+                rows.map(|(z, t)| t.weight as f64 * row_loss(z, t, None)).sum::<f64>() as f32
+            });
+            return Ok(losses.collect());
+        }
         let mut losses = Vec::with_capacity(thetas.nrows());
         for chunk in self.chunks(thetas.nrows(), x.nrows(), false) {
             let th = thetas.slice(s![chunk.clone(), ..]);
