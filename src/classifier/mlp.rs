@@ -23,10 +23,8 @@ use crate::space::Layout;
 const CHUNK_BYTES: usize = 32 << 20;
 
 /// The largest D whose logits and gradients take the fused passes ([`fused`]): one classifier's weights
-/// (4·D bytes) fit a 32 KiB L1 data cache. Measured once on the 2-core dev box (one thread, loaded; min of 10): 9-16-16-2 with
-/// M = 1,024 and B = 478, fused 8.2 ms against 33 ms for the GEMM pass; 64-32-10 (D = 2,410), 15.7 against
-/// 21.7 ms; 784-32-10 (D = 25,450), 104 against 63 ms, where the GEMM pass wins. `cargo bench --bench
-/// classifier` tracks the first.
+/// (4·D bytes) fit a 32 KiB L1 data cache. Above it (e.g. 784-32-10) the first layer is a real GEMM and the
+/// GEMM pass reaches ≈ 90% of this machine's SGEMM rate (`cargo bench --bench classifier`, docs/PERFORMANCE.md).
 const FUSED_MAX_DIM: usize = 8192;
 
 /// A family of MLP classifiers: a layout and the activation after every hidden layer.
