@@ -11,7 +11,7 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
-use weightflow::detect::{EnsembleConfig, EnsembleDetector};
+use weightflow::detect::{EnsembleConfig, EnsembleDetector, StepRule};
 use weightflow::flow::{train_meta, Coupling, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
 use weightflow::rng;
 use weightflow::runtime::{Detector, OpenOptions, RuntimeError};
@@ -277,5 +277,30 @@ fn a_stream_scores_its_windows_like_score_with_seed_plus_index() -> TestResult {
     bad[[1, 2]] = f32::NAN;
     assert!(matches!(stream.push(bad.view()), Err(RuntimeError::InvalidArgument(_))));
     assert_eq!(stream.windows().rows_seen(), 17, "a refused push consumes nothing");
+    Ok(())
+}
+
+#[test]
+fn a_stream_push_whose_scoring_fails_part_way_changes_nothing() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("a_stream_push_whose_scoring_fails") else { return Ok(()) };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    // Members that take plain gradient steps: enormous finite features make those steps diverge, so a window
+    // holding one fails to score (the calibration tables are the untilted ones; only the failure matters here).
+    let mut bundle = bundle_of(&model, Sampler::Euler, 4)?;
+    bundle.manifest.ensemble =
+        EnsembleConfig { steps: 2, lr: 2.0, step_rule: StepRule::Absolute, ..bundle.manifest.ensemble.clone() };
+    let (_dir, det) = open(&bundle, lib)?;
+    let mut stream = det.stream(5, 3, 40)?;
+    let rows = Array2::from_shape_fn((9, 3), |(i, j)| ((i * 5 + j) as f32 * 0.37).cos());
+    assert_eq!(stream.push(rows.slice(s![..4, ..]))?.len(), 0);
+    // Rows 4..9 complete windows [0,5) and [3,8); row 7 poisons the second only.
+    let mut poisoned = rows.slice(s![4.., ..]).to_owned();
+    poisoned[[3, 0]] = 3e38;
+    assert!(det.score(rows.slice(s![..5, ..]), 40).is_ok(), "the first window alone scores");
+    assert!(stream.push(poisoned.view()).is_err(), "the window holding 3e38 cannot be scored");
+    assert_eq!(stream.windows().rows_seen(), 4, "a push that fails part-way consumes nothing");
+    let got = stream.push(rows.slice(s![4.., ..]))?;
+    assert_eq!(got.iter().map(|w| (w.index, w.end_row)).collect::<Vec<_>>(), [(0, 5), (1, 8)]);
+    assert_eq!(got[0].score, det.score(rows.slice(s![..5, ..]), 40)?, "as if the failed push never happened");
     Ok(())
 }

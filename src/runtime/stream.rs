@@ -45,17 +45,22 @@ impl<'d> Stream<'d> {
         &self.windows
     }
 
-    /// Appends raw rows `[n, n_features]` (checked first: a refused push consumes nothing) and returns the
-    /// verdicts of the windows they complete, in order.
+    /// Appends raw rows `[n, n_features]` and returns the verdicts of the windows they complete, in order. A
+    /// push that fails changes nothing, whether the rows were refused or a window's scoring failed part-way:
+    /// no row is consumed, so window k still starts at stream row k·stride (the C ABI's `wf_stream_push`
+    /// promises the same).
     pub fn push(&mut self, rows: ArrayView2<'_, f32>) -> Result<Vec<StreamScore>, RuntimeError> {
         self.detector.check_rows(rows)?;
         let (detector, seed) = (self.detector, self.seed);
         let mut out = Vec::new();
-        self.windows.push(rows, |w| {
+        // Pushed into a copy (it holds at most one window of rows), kept only when every window scored.
+        let mut windows = self.windows.clone();
+        windows.push(rows, |w| {
             let score = detector.score(w.rows, window_seed(seed, w.index))?;
             out.push(StreamScore { index: w.index, end_row: w.end_row, score });
             Ok::<(), RuntimeError>(())
         })?;
+        self.windows = windows;
         Ok(out)
     }
 }
