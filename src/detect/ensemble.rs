@@ -317,10 +317,15 @@ impl EnsembleDetector {
         let x = concatenate(Axis(0), &[p_sub.view(), q.view()]).expect("equal widths");
         let p_labels: Vec<usize> = idx.iter().map(|&i| self.p_labels[i]).collect();
         let targets = Targets::cdc(&p_labels, q_labels, Some(self.config.lambda_for(q_labels.len())));
-        for _ in 0..self.config.steps {
+        for k in 1..=self.config.steps {
             let (_, grad) = self.mlp.loss_and_grad(thetas.view(), x.view(), &targets)?;
             let (rule, lr) = (self.config.step_rule, self.config.lr);
             step(&self.mlp.layout, rule, lr, self.layer_lr.as_deref(), &mut thetas, grad.view());
+            // Caught here, with what caused it, rather than as "non-finite thetas" from the next pass.
+            if let Some(member) = thetas.outer_iter().position(|t| t.iter().any(|v| !v.is_finite())) {
+                let max_abs = q.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+                return Err(DetectError::Diverged { step: k, member, max_abs });
+            }
         }
         Ok(thetas)
     }

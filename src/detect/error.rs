@@ -79,6 +79,21 @@ pub enum DetectError {
         /// The best agreement found in the pool.
         best: f64,
     },
+    /// The window's refinement steps carried a member's weights to ±∞ or NaN: the window lies so far outside
+    /// the data the detector was built on (huge features, even after standardisation) that its gradients
+    /// overflow f32. Such a window cannot be scored; it is not a verdict of "no shift".
+    #[error(
+        "the refinement diverged on this window: step {step} left member {member} with non-finite weights \
+         (largest |feature| of the standardised window: {max_abs:.3e}); check the window's units and scale"
+    )]
+    Diverged {
+        /// The step (1-based) after which a weight was first non-finite.
+        step: usize,
+        /// The first member (row of the ensemble) with a non-finite weight.
+        member: usize,
+        /// max |x| over the window's standardised rows.
+        max_abs: f64,
+    },
 }
 
 /// The first non-finite entry of a 2-D f32 array, as an error naming `what`.
