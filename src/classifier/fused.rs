@@ -20,6 +20,33 @@ use crate::space::Layout;
 /// Rows per block: the lane count of the accumulators (4 AVX2 registers of 8 floats).
 const LANES: usize = 32;
 
+/// A fused pass, compiled twice: with FMA (`run::<true>`, inside a function built for AVX2 + FMA) and
+/// portable (`run::<false>`); [`dispatch`] picks one at run time.
+trait Kernel {
+    fn run<const FMA: bool>(self);
+}
+
+/// Runs `kernel` with AVX2 + FMA where the CPU has them (x86-64), portably otherwise.
+fn dispatch(kernel: impl Kernel) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has both features the function is compiled for (checked just above).
+        unsafe { run_avx2_fma(kernel) };
+        return;
+    }
+    kernel.run::<false>();
+}
+
+/// `kernel` compiled with AVX2 and FMA (its `run` is `#[inline(always)]`, so it is built for them here).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2_fma(kernel: impl Kernel) {
+    kernel.run::<true>();
+}
+
 /// Writes the logits of the M classifiers (rows of standard-layout `thetas`) on `x` into `out` `[M, B, C]`.
 /// Shapes must have been checked.
 pub(crate) fn logits(
@@ -29,29 +56,20 @@ pub(crate) fn logits(
     x: &ArrayView2<'_, f32>,
     out: &mut ArrayViewMut3<'_, f32>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has both features the function is compiled for (checked just above).
-        unsafe { logits_avx2_fma(layout, act, thetas, x, out) };
-        return;
+    struct Logits<'a, 'b, 'c, 'd> {
+        layout: &'a Layout,
+        act: Activation,
+        thetas: &'a ArrayView2<'b, f32>,
+        x: &'a ArrayView2<'c, f32>,
+        out: &'a mut ArrayViewMut3<'d, f32>,
     }
-    run::<false>(layout, act, thetas, x, out);
-}
-
-/// [`run`] compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn logits_avx2_fma(
-    layout: &Layout,
-    act: Activation,
-    thetas: &ArrayView2<'_, f32>,
-    x: &ArrayView2<'_, f32>,
-    out: &mut ArrayViewMut3<'_, f32>,
-) {
-    run::<true>(layout, act, thetas, x, out);
+    impl Kernel for Logits<'_, '_, '_, '_> {
+        #[inline(always)]
+        fn run<const FMA: bool>(self) {
+            run::<FMA>(self.layout, self.act, self.thetas, self.x, self.out);
+        }
+    }
+    dispatch(Logits { layout, act, thetas, x, out });
 }
 
 /// x transposed block by block, `[block][feature][lane]`, zero-padded to whole blocks; shared by every
@@ -139,31 +157,22 @@ pub(crate) fn loss_and_grad(
     losses: &mut [f32],
     grads: &mut ArrayViewMut2<'_, f32>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has both features the function is compiled for (checked just above).
-        unsafe { loss_and_grad_avx2_fma(layout, act, thetas, x, targets, losses, grads) };
-        return;
+    struct Train<'a, 'b, 'c, 'd> {
+        layout: &'a Layout,
+        act: Activation,
+        thetas: &'a ArrayView2<'b, f32>,
+        x: &'a ArrayView2<'c, f32>,
+        targets: &'a Targets,
+        losses: &'a mut [f32],
+        grads: &'a mut ArrayViewMut2<'d, f32>,
     }
-    train::<false>(layout, act, thetas, x, targets, losses, grads);
-}
-
-/// [`train`] compiled with AVX2 and FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn loss_and_grad_avx2_fma(
-    layout: &Layout,
-    act: Activation,
-    thetas: &ArrayView2<'_, f32>,
-    x: &ArrayView2<'_, f32>,
-    targets: &Targets,
-    losses: &mut [f32],
-    grads: &mut ArrayViewMut2<'_, f32>,
-) {
-    train::<true>(layout, act, thetas, x, targets, losses, grads);
+    impl Kernel for Train<'_, '_, '_, '_> {
+        #[inline(always)]
+        fn run<const FMA: bool>(self) {
+            train::<FMA>(self.layout, self.act, self.thetas, self.x, self.targets, self.losses, self.grads);
+        }
+    }
+    dispatch(Train { layout, act, thetas, x, targets, losses, grads });
 }
 
 /// Gradient accumulators hold SUB partial sums per parameter (one vector register), summed once per classifier,
