@@ -296,16 +296,7 @@ fn check_score(what: &str, fx: &Fixture, got: &wf_score, s: &Score) {
     assert!(got.ensemble_size <= fx.ensemble_size, "{what}: {} voters of {}", got.ensemble_size, fx.ensemble_size);
     assert_eq!(got.is_shift, got.p_value <= fx.alpha, "{what}: is_shift disagrees with p ≤ α");
     assert_eq!(got.is_shift, got.statistic > got.threshold, "{what}: is_shift disagrees with statistic > threshold");
-    let want = wf_score {
-        p_value: s.p_value,
-        statistic: s.statistic,
-        threshold: s.threshold,
-        disagreement: s.disagreement,
-        entropy_p: s.entropy_p,
-        ensemble_size: s.ensemble_size,
-        is_shift: s.is_shift,
-    };
-    assert_eq!(*got, want, "{what}: the ABI's verdict differs from runtime::Detector's");
+    assert_eq!(*got, wf_score::from(*s), "{what}: the ABI's verdict differs from runtime::Detector's");
 }
 
 /// Reads the input front to back; missing bytes read as 0.

@@ -75,16 +75,7 @@ impl Backend for crate::runtime::Detector {
     }
 
     fn score(&self, rows: ArrayView2<'_, f32>, seed: u64) -> Result<wf_score, CapiError> {
-        let s = crate::runtime::Detector::score(self, rows, seed)?;
-        Ok(wf_score {
-            p_value: s.p_value,
-            statistic: s.statistic,
-            threshold: s.threshold,
-            disagreement: s.disagreement,
-            entropy_p: s.entropy_p,
-            ensemble_size: s.ensemble_size,
-            is_shift: s.is_shift,
-        })
+        Ok(crate::runtime::Detector::score(self, rows, seed)?.into())
     }
 
     fn generate(&self, n: usize, seed: u64) -> Result<Array2<f32>, CapiError> {

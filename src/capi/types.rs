@@ -61,6 +61,21 @@ pub struct wf_score {
     pub is_shift: bool,
 }
 
+/// The ABI's copy of the detect layer's verdict (field for field).
+impl From<crate::detect::Score> for wf_score {
+    fn from(s: crate::detect::Score) -> Self {
+        wf_score {
+            p_value: s.p_value,
+            statistic: s.statistic,
+            threshold: s.threshold,
+            disagreement: s.disagreement,
+            entropy_p: s.entropy_p,
+            ensemble_size: s.ensemble_size,
+            is_shift: s.is_shift,
+        }
+    }
+}
+
 /// One window's verdict in a stream (`wf_stream_push`). Added in ABI version 2.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq)]
