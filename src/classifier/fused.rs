@@ -1,5 +1,5 @@
-//! The inference-only forward pass of M classifiers, fused: one classifier and one block of [`LANES`] rows at a
-//! time, every layer of that block computed in two small buffers that stay in L1.
+//! The fused passes of M small classifiers: logits, and losses with their gradients. One classifier and one
+//! block of [`LANES`] rows at a time, every layer of that block computed in per-layer buffers that stay in L1.
 //!
 //! Why: the batched GEMM pass ([`super::forward`]) writes each layer's `[M·h, B]` activations to memory and
 //! reads them back; for the small MLPs this crate generates (9-16-16-2: 466 weights) those tensors are far
@@ -47,29 +47,25 @@ unsafe fn run_avx2_fma(kernel: impl Kernel) {
     kernel.run::<true>();
 }
 
-/// Writes the logits of the M classifiers (rows of standard-layout `thetas`) on `x` into `out` `[M, B, C]`.
-/// Shapes must have been checked.
-pub(crate) fn logits(
-    layout: &Layout,
-    act: Activation,
-    thetas: &ArrayView2<'_, f32>,
-    x: &ArrayView2<'_, f32>,
-    out: &mut ArrayViewMut3<'_, f32>,
-) {
-    struct Logits<'a, 'b, 'c, 'd> {
-        layout: &'a Layout,
-        act: Activation,
-        thetas: &'a ArrayView2<'b, f32>,
-        x: &'a ArrayView2<'c, f32>,
-        out: &'a mut ArrayViewMut3<'d, f32>,
-    }
-    impl Kernel for Logits<'_, '_, '_, '_> {
-        #[inline(always)]
-        fn run<const FMA: bool>(self) {
-            run::<FMA>(self.layout, self.act, self.thetas, self.x, self.out);
-        }
-    }
-    dispatch(Logits { layout, act, thetas, x, out });
+/// What every fused pass reads: the classifier family, M classifiers (rows of standard-layout `thetas`) and
+/// the shared rows `x`, whose shapes have been checked.
+#[derive(Clone, Copy)]
+pub(crate) struct Inputs<'a> {
+    pub layout: &'a Layout,
+    pub act: Activation,
+    pub thetas: ArrayView2<'a, f32>,
+    pub x: ArrayView2<'a, f32>,
+}
+
+/// Writes the logits of the M classifiers on `x` into `out` `[M, B, C]`.
+pub(crate) fn logits(inputs: Inputs<'_>, out: ArrayViewMut3<'_, f32>) {
+    dispatch(Logits { inputs, out });
+}
+
+/// Per-row losses and their gradients with respect to the weights: `losses` `[M]` and `grads` `[M, D]`
+/// (zeroed by the caller) receive what `Mlp::loss_and_grad` returns. Targets must have been checked.
+pub(crate) fn loss_and_grad(inputs: Inputs<'_>, targets: &Targets, losses: &mut [f32], grads: ArrayViewMut2<'_, f32>) {
+    dispatch(Train { inputs, targets, losses, grads });
 }
 
 /// x transposed block by block, `[block][feature][lane]`, zero-padded to whole blocks; shared by every
@@ -96,28 +92,30 @@ fn block_buffers(layout: &Layout) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     (z, a)
 }
 
-#[inline(always)]
-fn run<const FMA: bool>(
-    layout: &Layout,
-    act: Activation,
-    thetas: &ArrayView2<'_, f32>,
-    x: &ArrayView2<'_, f32>,
-    out: &mut ArrayViewMut3<'_, f32>,
-) {
-    let (batch, d_in) = x.dim();
-    let (xt, n_blocks) = transpose_blocks(x);
-    let (mut z, mut a) = block_buffers(layout);
-    for mi in 0..thetas.nrows() {
-        let theta = row(thetas, mi);
-        for blk in 0..n_blocks {
-            let input = &xt[blk * d_in * LANES..][..d_in * LANES];
-            forward_block::<FMA>(layout, act, theta, input, &mut z, &mut a);
-            // Rows past the batch are padding.
-            let rows = LANES.min(batch - blk * LANES);
-            let logits = z.last().expect("a layout has at least one layer");
-            for (c, lane) in logits.chunks_exact(LANES).enumerate() {
-                for (r, &v) in lane[..rows].iter().enumerate() {
-                    out[[mi, blk * LANES + r, c]] = v;
+struct Logits<'a, 'o> {
+    inputs: Inputs<'a>,
+    out: ArrayViewMut3<'o, f32>,
+}
+
+impl Kernel for Logits<'_, '_> {
+    #[inline(always)]
+    fn run<const FMA: bool>(mut self) {
+        let Inputs { layout, act, thetas, x } = self.inputs;
+        let (batch, d_in) = x.dim();
+        let (xt, n_blocks) = transpose_blocks(&x);
+        let (mut z, mut a) = block_buffers(layout);
+        for mi in 0..thetas.nrows() {
+            let theta = row(&thetas, mi);
+            for blk in 0..n_blocks {
+                let input = &xt[blk * d_in * LANES..][..d_in * LANES];
+                forward_block::<FMA>(layout, act, theta, input, &mut z, &mut a);
+                // Rows past the batch are padding.
+                let rows = LANES.min(batch - blk * LANES);
+                let logits = z.last().expect("a layout has at least one layer");
+                for (c, lane) in logits.chunks_exact(LANES).enumerate() {
+                    for (r, &v) in lane[..rows].iter().enumerate() {
+                        self.out[[mi, blk * LANES + r, c]] = v;
+                    }
                 }
             }
         }
@@ -145,85 +143,57 @@ fn forward_block<const FMA: bool>(
     }
 }
 
-/// Per-row losses and their gradients with respect to the weights, fused like [`logits`]: `losses` `[M]`
-/// and `grads` `[M, D]` (zeroed by the caller) receive what `Mlp::loss_and_grad` returns. Shapes and targets
-/// must have been checked.
-pub(crate) fn loss_and_grad(
-    layout: &Layout,
-    act: Activation,
-    thetas: &ArrayView2<'_, f32>,
-    x: &ArrayView2<'_, f32>,
-    targets: &Targets,
-    losses: &mut [f32],
-    grads: &mut ArrayViewMut2<'_, f32>,
-) {
-    struct Train<'a, 'b, 'c, 'd> {
-        layout: &'a Layout,
-        act: Activation,
-        thetas: &'a ArrayView2<'b, f32>,
-        x: &'a ArrayView2<'c, f32>,
-        targets: &'a Targets,
-        losses: &'a mut [f32],
-        grads: &'a mut ArrayViewMut2<'d, f32>,
-    }
-    impl Kernel for Train<'_, '_, '_, '_> {
-        #[inline(always)]
-        fn run<const FMA: bool>(self) {
-            train::<FMA>(self.layout, self.act, self.thetas, self.x, self.targets, self.losses, self.grads);
-        }
-    }
-    dispatch(Train { layout, act, thetas, x, targets, losses, grads });
-}
-
 /// Gradient accumulators hold SUB partial sums per parameter (one vector register), summed once per classifier,
 /// so the per-block weight gradients need no horizontal reduction.
 const SUB: usize = 8;
 
-#[inline(always)]
-fn train<const FMA: bool>(
-    layout: &Layout,
-    act: Activation,
-    thetas: &ArrayView2<'_, f32>,
-    x: &ArrayView2<'_, f32>,
-    targets: &Targets,
-    losses: &mut [f32],
-    grads: &mut ArrayViewMut2<'_, f32>,
-) {
-    let (batch, d_in) = x.dim();
-    let (xt, n_blocks) = transpose_blocks(x);
-    let (mut z, mut a) = block_buffers(layout);
-    // ∂L/∂z of every layer for one block, same shapes as z.
-    let (mut dz, _) = block_buffers(layout);
-    let c = layout.n_outputs();
-    let (mut zrow, mut grow) = (vec![0f32; c], vec![0f32; c]);
-    let mut partial = vec![0f32; layout.dim() * SUB];
-    for (mi, loss_m) in losses.iter_mut().enumerate() {
-        let theta = row(thetas, mi);
-        partial.fill(0.0);
-        let mut loss = 0f64;
-        for blk in 0..n_blocks {
-            let input = &xt[blk * d_in * LANES..][..d_in * LANES];
-            forward_block::<FMA>(layout, act, theta, input, &mut z, &mut a);
-            // The loss head, row by row; padding rows get a zero gradient.
-            let top = dz.last_mut().expect("a layout has at least one layer");
-            top.fill(0.0);
-            let logits = z.last().expect("a layout has at least one layer");
-            for r in 0..LANES.min(batch - blk * LANES) {
-                for k in 0..c {
-                    zrow[k] = logits[k * LANES + r];
+struct Train<'a, 't, 'l, 'g> {
+    inputs: Inputs<'a>,
+    targets: &'t Targets,
+    losses: &'l mut [f32],
+    grads: ArrayViewMut2<'g, f32>,
+}
+
+impl Kernel for Train<'_, '_, '_, '_> {
+    #[inline(always)]
+    fn run<const FMA: bool>(mut self) {
+        let Inputs { layout, act, thetas, x } = self.inputs;
+        let (batch, d_in) = x.dim();
+        let (xt, n_blocks) = transpose_blocks(&x);
+        let (mut z, mut a) = block_buffers(layout);
+        // ∂L/∂z of every layer for one block, same shapes as z.
+        let (mut dz, _) = block_buffers(layout);
+        let c = layout.n_outputs();
+        let (mut zrow, mut grow) = (vec![0f32; c], vec![0f32; c]);
+        let mut partial = vec![0f32; layout.dim() * SUB];
+        for (mi, loss_m) in self.losses.iter_mut().enumerate() {
+            let theta = row(&thetas, mi);
+            partial.fill(0.0);
+            let mut loss = 0f64;
+            for blk in 0..n_blocks {
+                let input = &xt[blk * d_in * LANES..][..d_in * LANES];
+                forward_block::<FMA>(layout, act, theta, input, &mut z, &mut a);
+                // The loss head, row by row; padding rows get a zero gradient.
+                let top = dz.last_mut().expect("a layout has at least one layer");
+                top.fill(0.0);
+                let logits = z.last().expect("a layout has at least one layer");
+                for r in 0..LANES.min(batch - blk * LANES) {
+                    for k in 0..c {
+                        zrow[k] = logits[k * LANES + r];
+                    }
+                    let t = &self.targets.rows()[blk * LANES + r];
+                    loss += t.weight as f64
+                        * row_loss(ArrayView1::from(&zrow[..]), t, Some(ArrayViewMut1::from(&mut grow[..])));
+                    for k in 0..c {
+                        top[k * LANES + r] = grow[k];
+                    }
                 }
-                let t = &targets.rows()[blk * LANES + r];
-                loss += t.weight as f64
-                    * row_loss(ArrayView1::from(&zrow[..]), t, Some(ArrayViewMut1::from(&mut grow[..])));
-                for k in 0..c {
-                    top[k * LANES + r] = grow[k];
-                }
+                backward_block::<FMA>(layout, act, theta, input, &z, &a, &mut dz, &mut partial);
             }
-            backward_block::<FMA>(layout, act, theta, input, &z, &a, &mut dz, &mut partial);
-        }
-        *loss_m = loss as f32;
-        for (g, p) in grads.row_mut(mi).iter_mut().zip(partial.chunks_exact(SUB)) {
-            *g = p.iter().sum();
+            *loss_m = loss as f32;
+            for (g, p) in self.grads.row_mut(mi).iter_mut().zip(partial.chunks_exact(SUB)) {
+                *g = p.iter().sum();
+            }
         }
     }
 }
@@ -255,7 +225,7 @@ fn backward_block<const FMA: bool>(
                 let mut sum = [0f32; SUB];
                 for (gc, pc) in gj.chunks_exact(SUB).zip(pk.chunks_exact(SUB)) {
                     for ((s, &gv), &pv) in sum.iter_mut().zip(gc).zip(pc) {
-                        *s = if FMA { gv.mul_add(pv, *s) } else { *s + gv * pv };
+                        *s = fma::<FMA>(gv, pv, *s);
                     }
                 }
                 let acc = &mut partial[(w.offset + j * n_in + k) * SUB..][..SUB];
@@ -280,7 +250,7 @@ fn backward_block<const FMA: bool>(
             for (j, gj) in g.chunks_exact(LANES).enumerate() {
                 let wjk = wl[j * n_in + k];
                 for (acc, &gv) in acc.iter_mut().zip(gj) {
-                    *acc = if FMA { wjk.mul_add(gv, *acc) } else { *acc + wjk * gv };
+                    *acc = fma::<FMA>(wjk, gv, *acc);
                 }
             }
             let lanes = k * LANES..(k + 1) * LANES;
@@ -311,11 +281,20 @@ fn dense<const FMA: bool>(w: &[f32], bias: &[f32], n_in: usize, src: &[f32], dst
         let mut acc = [bj; LANES];
         for (&wk, a) in wj.iter().zip(src.chunks_exact(LANES)) {
             for (acc, &a) in acc.iter_mut().zip(a) {
-                // mul_add is one instruction with FMA and a slow library call without it.
-                *acc = if FMA { wk.mul_add(a, *acc) } else { *acc + wk * a };
+                *acc = fma::<FMA>(wk, a, *acc);
             }
         }
         out.copy_from_slice(&acc);
+    }
+}
+
+/// a·b + c: one instruction with FMA; without it, mul_add would be a slow library call, so a multiply and an add.
+#[inline(always)]
+fn fma<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        c + a * b
     }
 }
 
@@ -375,7 +354,8 @@ mod tests {
                 let thetas = KaimingUniform.sample(&layout, m, &mut rng);
                 let x = Array2::from_shape_fn((b, layout.n_inputs()), |(i, j)| ((i * 7 + j * 3) as f32 * 0.37).sin());
                 let mut fused = Array3::zeros((m, b, layout.n_outputs()));
-                logits(&layout, act, &thetas.view(), &x.view(), &mut fused.view_mut());
+                let inputs = Inputs { layout: &layout, act, thetas: thetas.view(), x: x.view() };
+                logits(inputs, fused.view_mut());
                 let th = standard(thetas.view());
                 let gemm = forward(&layout, act, &th.view(), &x.view(), false).logits_mbc(m);
                 let exact = reference(&layout, act, &thetas, &x);
@@ -410,7 +390,8 @@ mod tests {
                 let thetas = KaimingUniform.sample(&layout, m, &mut rng);
                 let x = Array2::from_shape_fn((b, layout.n_inputs()), |(i, j)| ((i * 5 + j * 3) as f32 * 0.29).sin());
                 let (mut loss, mut grad) = (vec![0f32; m], Array2::zeros((m, layout.dim())));
-                loss_and_grad(&layout, act, &thetas.view(), &x.view(), &targets, &mut loss, &mut grad.view_mut());
+                let inputs = Inputs { layout: &layout, act, thetas: thetas.view(), x: x.view() };
+                loss_and_grad(inputs, &targets, &mut loss, grad.view_mut());
 
                 let th = standard(thetas.view());
                 let pass = forward(&layout, act, &th.view(), &x.view(), true);
@@ -441,20 +422,20 @@ mod tests {
         let thetas = KaimingUniform.sample(&layout, 3, &mut crate::rng::rng(2));
         let x = Array2::from_shape_fn((41, 9), |(i, j)| ((i + 2 * j) as f32 * 0.21).cos());
         let mut portable = Array3::zeros((3, 41, 2));
-        run::<false>(&layout, Activation::Relu, &thetas.view(), &x.view(), &mut portable.view_mut());
+        let inputs = Inputs { layout: &layout, act: Activation::Relu, thetas: thetas.view(), x: x.view() };
+        Logits { inputs, out: portable.view_mut() }.run::<false>();
         let mut dispatched = Array3::zeros((3, 41, 2));
-        logits(&layout, Activation::Relu, &thetas.view(), &x.view(), &mut dispatched.view_mut());
+        logits(inputs, dispatched.view_mut());
         for (p, d) in portable.iter().zip(&dispatched) {
             assert!((p - d).abs() <= 1e-5 * p.abs().max(1.0), "portable {p} vs dispatched {d}");
         }
         let targets = Targets::cross_entropy(&(0..41).map(|i| i % 2).collect::<Vec<_>>());
         let run_train = |portable: bool| {
             let (mut loss, mut grad) = (vec![0f32; 3], Array2::zeros((3, layout.dim())));
-            let (th, x) = (thetas.view(), x.view());
             if portable {
-                train::<false>(&layout, Activation::Relu, &th, &x, &targets, &mut loss, &mut grad.view_mut());
+                Train { inputs, targets: &targets, losses: &mut loss, grads: grad.view_mut() }.run::<false>();
             } else {
-                loss_and_grad(&layout, Activation::Relu, &th, &x, &targets, &mut loss, &mut grad.view_mut());
+                loss_and_grad(inputs, &targets, &mut loss, grad.view_mut());
             }
             (loss, grad)
         };

@@ -54,7 +54,7 @@ impl Mlp {
         let (m, c) = (thetas.nrows(), self.n_classes());
         let mut out = Array3::zeros((m, x.nrows(), c));
         if self.layout.dim() <= FUSED_MAX_DIM {
-            fused::logits(&self.layout, self.activation, &thetas.view(), &x, &mut out.view_mut());
+            fused::logits(self.fused_inputs(thetas.view(), x.view()), out.view_mut());
             return Ok(out);
         }
         for chunk in self.chunks(m, x.nrows(), false) {
@@ -98,7 +98,8 @@ impl Mlp {
         if self.layout.dim() <= FUSED_MAX_DIM {
             // The fused logits and the head's row order are those of the fused loss_and_grad, so both return
             // the same losses bit for bit.
-            let logits = self.logits(thetas.view(), x)?;
+            let mut logits = Array3::zeros((thetas.nrows(), x.nrows(), self.n_classes()));
+            fused::logits(self.fused_inputs(thetas.view(), x.view()), logits.view_mut());
             let losses = logits.outer_iter().map(|z| {
                 let rows = z.outer_iter().zip(targets.rows());
                 rows.map(|(z, t)| t.weight as f64 * row_loss(z, t, None)).sum::<f64>() as f32
@@ -129,15 +130,7 @@ impl Mlp {
         let mut grads = Array2::zeros((m, self.layout.dim()));
         if self.layout.dim() <= FUSED_MAX_DIM {
             let mut losses = vec![0f32; m];
-            fused::loss_and_grad(
-                &self.layout,
-                self.activation,
-                &thetas.view(),
-                &x,
-                targets,
-                &mut losses,
-                &mut grads.view_mut(),
-            );
+            fused::loss_and_grad(self.fused_inputs(thetas.view(), x.view()), targets, &mut losses, grads.view_mut());
             return Ok((Array1::from(losses), grads));
         }
         let mut losses = Vec::with_capacity(m);
@@ -150,6 +143,11 @@ impl Mlp {
             grads.slice_mut(s![chunk, ..]).assign(&gr);
         }
         Ok((Array1::from(losses), grads))
+    }
+
+    /// The fused passes' inputs (`thetas` in standard layout, shapes checked).
+    fn fused_inputs<'a>(&'a self, thetas: ArrayView2<'a, f32>, x: ArrayView2<'a, f32>) -> fused::Inputs<'a> {
+        fused::Inputs { layout: &self.layout, act: self.activation, thetas, x }
     }
 
     /// Splits the M classifiers into consecutive chunks whose intermediate tensors (B·Σ h floats per classifier,
