@@ -113,9 +113,7 @@ impl Bundle {
     }
 
     fn tensor_bytes(&self) -> Result<Vec<u8>, BundleError> {
-        // ndarray iterates in logical (row-major) order whatever the memory layout: no standard-layout copy.
-        let le_bytes = |v: ndarray::iter::Iter<'_, f32, _>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-        let f: Vec<u8> = self.f.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let f = le_bytes(self.f.iter());
         let p = le_bytes(self.p_ref.iter());
         let labels: Vec<u8> = self.p_labels.iter().flat_map(|x| x.to_le_bytes()).collect();
         let pool = self.pool.as_ref().map(|m| (m.shape().to_vec(), le_bytes(m.iter())));
@@ -263,4 +261,10 @@ fn read_tensors(st: &SafeTensors<'_>, version: u32) -> Result<Tensors, BundleErr
     let f = Array1::from_iter(f.into_iter().map(f32::from_le_bytes));
     let p_labels = labels.into_iter().map(u32::from_le_bytes).collect();
     Ok(Tensors { f, p_ref: matrix(p_shape, p), p_labels, pool })
+}
+
+/// Little-endian bytes of `values`. ndarray iterates in logical (row-major) order whatever the memory layout,
+/// so no standard-layout copy is needed first.
+fn le_bytes<'a>(values: impl Iterator<Item = &'a f32>) -> Vec<u8> {
+    values.flat_map(|x| x.to_le_bytes()).collect()
 }

@@ -285,7 +285,9 @@ impl EnsembleDetector {
                     .candidates
                     .outer_iter()
                     .zip(grad.outer_iter())
-                    .map(|(t, g)| norm(&g.to_vec()[r.clone()]) / norm(&t.to_vec()[r.clone()]))
+                    .map(|(t, g)| {
+                        norm(&g.as_slice().expect(FRESH)[r.clone()]) / norm(&t.as_slice().expect(FRESH)[r.clone()])
+                    })
                     .filter(|v| v.is_finite())
                     .collect();
                 ratios.sort_by(f64::total_cmp);
@@ -337,8 +339,9 @@ impl EnsembleDetector {
 /// the other rules. A member's layer whose gradient is zero does not move; norms are accumulated in f64.
 ///
 /// # Panics
-/// When the shapes of `thetas` and `grad` differ, or the rule is [`StepRule::Calibrated`] and `layer_lr` does
-/// not hold one size per layer.
+/// When the shapes of `thetas` and `grad` differ, `thetas` is not in standard (row-major) layout with a rule
+/// other than [`StepRule::Absolute`], or the rule is [`StepRule::Calibrated`] and `layer_lr` does not hold one
+/// size per layer.
 pub fn step(
     layout: &Layout,
     rule: StepRule,
@@ -363,13 +366,15 @@ pub fn step(
     };
     let eta = lr as f64;
     let layers: Vec<_> = (0..layout.n_layers()).map(|l| layer_range(layout, l)).collect();
+    // Rows as slices: a view of `grad` when it is in standard layout (a fresh gradient is), no copy per member.
+    let grad = grad.as_standard_layout();
     for (mut theta, g) in thetas.outer_iter_mut().zip(grad.outer_iter()) {
-        let (theta, g) = (theta.as_slice_mut().expect("standard layout"), g.to_vec());
+        let (theta, g) = (theta.as_slice_mut().expect("standard layout"), g.as_slice().expect("standard layout"));
         if rule == StepRule::Relative {
-            let g_norm = norm(&g);
+            let g_norm = norm(g);
             if g_norm > 0.0 {
                 let by = (eta * norm(theta) / g_norm) as f32;
-                theta.iter_mut().zip(&g).for_each(|(t, &gi)| *t -= by * gi);
+                theta.iter_mut().zip(g).for_each(|(t, &gi)| *t -= by * gi);
             }
             continue;
         }
@@ -394,6 +399,9 @@ pub fn step(
         }
     }
 }
+
+/// Why a row of a freshly built array is one slice.
+const FRESH: &str = "an array built here is in standard layout";
 
 /// The elements of layer `l` (its weight, then its bias) in the flat vector.
 fn layer_range(layout: &Layout, l: usize) -> std::ops::Range<usize> {
