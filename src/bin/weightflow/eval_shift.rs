@@ -103,8 +103,8 @@ pub struct Args {
     /// Refinement steps of meta-detectron.
     #[arg(long)]
     pub steps: Option<usize>,
-    /// How meta-detectron's refinement steps move the weights: absolute, relative, layer-relative or sign
-    /// (default: the library's, EnsembleConfig::default()).
+    /// How meta-detectron's refinement steps move the weights: calibrated, absolute, relative, layer-relative
+    /// or sign (default: the library's, EnsembleConfig::default(), calibrated; docs/DETECT.md).
     #[arg(long, value_parser = kebab::<StepRule>)]
     pub step_rule: Option<StepRule>,
     /// Refinement step size of meta-detectron (a fraction of the weights' norm with the relative rules; default:

@@ -60,8 +60,9 @@ pub struct Args {
     /// ℓ_cdc refinement steps per window (0: the untilted ensemble).
     #[arg(long, default_value_t = EnsembleConfig::default().steps)]
     pub refine_steps: usize,
-    /// How a refinement step moves the weights: absolute (θ − lr·g), relative, layer-relative or sign (a fixed
-    /// fraction lr of the weights' norm; docs/DETECT.md).
+    /// How a refinement step moves the weights: calibrated (the default: per-layer steps sized on an
+    /// in-distribution window), absolute (θ − lr·g), relative, layer-relative or sign (a fixed fraction lr of
+    /// the weights' norm); docs/DETECT.md.
     #[arg(long, value_parser = kebab::<StepRule>, default_value_t = EnsembleConfig::default().step_rule)]
     pub refine_step_rule: StepRule,
     /// Step size of the refinement (default: the step rule's, StepRule::default_lr). An absolute step depends
