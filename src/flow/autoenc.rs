@@ -27,11 +27,12 @@ use rand::seq::SliceRandom as _;
 use serde::{Deserialize, Serialize};
 
 use super::error::CandleContext;
-use super::io::{read_checked_manifest, read_checked_tensors, save_pair};
+use super::io::{read_checked_manifest, read_checked_tensors, safetensors_bytes, save_pair};
 use super::net::{linear, seeded_init};
 use super::{data_digest, prepared_trajectories, sorted_vars, Error, MetaTrainConfig, Result, Scaling};
 use crate::rng;
 use crate::space::Layout;
+use sha2::Digest as _;
 
 /// The manifest's `format` field.
 pub const AUTOENCODER_FORMAT: &str = "weightflow.autoencoder";
@@ -117,7 +118,7 @@ impl AutoencoderConfig {
     }
 
     /// The meta-model settings whose alignment these inputs share.
-    fn alignment(&self) -> MetaTrainConfig {
+    pub(crate) fn alignment(&self) -> MetaTrainConfig {
         MetaTrainConfig { align: self.align, seed: self.seed, ..MetaTrainConfig::default() }
     }
 }
@@ -482,6 +483,11 @@ impl WeightAutoencoder {
         out.push((MEAN.into(), vec![layout.dim()]));
         out.sort();
         Ok(out)
+    }
+
+    /// sha256 (hex) of the bytes [`Self::save`] writes to `autoencoder.safetensors`.
+    pub fn weights_sha256(&self) -> Result<String> {
+        Ok(super::io::hex(&sha2::Sha256::digest(safetensors_bytes(&self.weights, AUTOENCODER_WEIGHTS)?)))
     }
 
     /// Saves to `dir` (created if missing): `autoencoder.safetensors`, then `autoencoder.json` recording

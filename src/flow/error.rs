@@ -85,11 +85,11 @@ pub enum Error {
         got: String,
     },
     /// The manifest's version is not one this build reads.
-    #[error("{path}: version check failed: this build reads version {expected}, the file is version {got}")]
+    #[error("{path}: version check failed: this build reads versions up to {expected}, the file is version {got}")]
     Version {
         /// The file.
         path: PathBuf,
-        /// The version this build reads.
+        /// The newest version this build reads.
         expected: u32,
         /// The file's version.
         got: u32,

@@ -31,6 +31,13 @@ impl MetaModel {
                 reason: "conditioned velocity nets are not exported (no conditioning input in the graph)".into(),
             });
         }
+        if self.latent().is_some() {
+            return Err(Error::Config {
+                field: "latent",
+                reason: "latent-space models are not exported (the graph has no decoder): export a weight-space model"
+                    .into(),
+            });
+        }
         let dim = self.layout().dim();
         let get = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
             let t: &Tensor = self

@@ -2,11 +2,17 @@
 //!
 //! * `meta.safetensors`: the network's sampling weights (the EMA copy when training kept one), f32, under
 //!   their `VarBuilder` names, written in sorted name order.
-//! * `meta.json`: a [`MetaManifest`] — format `weightflow.meta`, version 1, what was trained and on what
-//!   (sha256 of the trajectories' f32 bytes), and the sha256 of `meta.safetensors`, checked on load.
+//! * `meta.json`: a [`MetaManifest`] — format `weightflow.meta`, what was trained and on what (sha256 of the
+//!   trajectories' f32 bytes), and the sha256 of `meta.safetensors`, checked on load.
+//! * A latent-space model (module `space`) also holds its autoencoder, `autoencoder.safetensors` +
+//!   `autoencoder.json`, whose weights' sha256 the manifest's [`LatentRecord`] pins.
 //!
-//! Both files are written atomically (temporary file, then rename), weights first, so a manifest never
-//! points at weights that are not there. Loading refuses a wrong format, version or checksum, and a weights
+//! Versions: 1 is a weight-space model; 2 adds the latent record. A weight-space model is still written as
+//! version 1, so builds from before latent models read it; a latent model is version 2, so those builds refuse
+//! it with a version error instead of misreading it.
+//!
+//! Every file is written atomically (temporary file, then rename), weights first and `meta.json` last, so a
+//! manifest never points at weights that are not there. Loading refuses a wrong format, version or checksum, and a weights
 //! file whose tensors are not exactly those of the manifest's network.
 
 use std::path::{Path, PathBuf};
@@ -19,13 +25,15 @@ use sha2::{Digest, Sha256};
 
 use super::error::CandleContext;
 use super::model::ModelInfo;
-use super::{Coupling, Error, MetaModel, MetaTrainConfig, NetConfig, Objective, Result, Scaling};
+use super::{Coupling, Error, MetaModel, MetaTrainConfig, NetConfig, Objective, Result, Scaling, WeightAutoencoder};
 use crate::space::{Layout, SourceKind};
 
 /// The manifest's `format` field.
 pub const META_FORMAT: &str = "weightflow.meta";
-/// The manifest version this build writes and reads.
-pub const META_VERSION: u32 = 1;
+/// The newest manifest version this build writes and reads (see the module documentation).
+pub const META_VERSION: u32 = 2;
+/// The version of a weight-space model's manifest.
+const META_VERSION_WEIGHTS: u32 = 1;
 /// The weights file in a model directory.
 pub const META_WEIGHTS: &str = "meta.safetensors";
 /// The manifest file in a model directory.
@@ -36,7 +44,7 @@ pub const META_MANIFEST: &str = "meta.json";
 pub struct MetaManifest {
     /// Always [`META_FORMAT`].
     pub format: String,
-    /// [`META_VERSION`].
+    /// 1 (weight space) or 2 (latent space); see the module documentation.
     pub version: u32,
     /// The objective trained.
     pub objective: Objective,
@@ -68,6 +76,18 @@ pub struct MetaManifest {
     /// written before fine-tuning existed, which therefore still load).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuning: Option<TuningRecord>,
+    /// The autoencoder a latent-space model runs in (version 2); absent in weight space.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent: Option<LatentRecord>,
+}
+
+/// The autoencoder of a latent-space meta-model, stored beside it in the same directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatentRecord {
+    /// Width of the latent the flow runs in.
+    pub latent_dim: usize,
+    /// sha256 (hex) of the `autoencoder.safetensors` in the model directory.
+    pub autoencoder_sha256: String,
 }
 
 /// What reward fine-tuning (the `tune` layer) did to a meta-model, recorded in its manifest.
@@ -104,7 +124,7 @@ pub fn data_digest(trajectories: ArrayView3<f32>) -> String {
     hex(&h.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -140,8 +160,8 @@ pub(crate) fn safetensors_bytes(weights: &[(String, Tensor)], file: &str) -> Res
     safetensors::serialize(views, None).map_err(|source| Error::Safetensors { path, source })
 }
 
-/// Reads the manifest at `json_path` as loose JSON after checking its `format` and `version` fields, so that
-/// a newer file says so instead of failing on a field this build does not know.
+/// Reads the manifest at `json_path` as loose JSON after checking its `format` field and that its `version`
+/// lies in 1 ..= `version`, so that a newer file says so instead of failing on a field this build does not know.
 pub(crate) fn read_checked_manifest(json_path: &Path, format: &'static str, version: u32) -> Result<serde_json::Value> {
     let json = std::fs::read(json_path).map_err(io("read", json_path))?;
     let loose: serde_json::Value =
@@ -151,7 +171,7 @@ pub(crate) fn read_checked_manifest(json_path: &Path, format: &'static str, vers
         return Err(Error::Format { path: json_path.to_path_buf(), expected: format, got: got.into() });
     }
     let got = loose.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-    if got != u64::from(version) {
+    if !(1..=u64::from(version)).contains(&got) {
         return Err(Error::Version {
             path: json_path.to_path_buf(),
             expected: version,
@@ -223,12 +243,13 @@ pub(crate) fn save_pair<M: Serialize>(
 }
 
 impl MetaModel {
-    /// The manifest this model saves with `activation`, for the weights file digest `weights_sha256`.
-    fn manifest(&self, activation: &str, weights_sha256: String) -> MetaManifest {
+    /// The manifest this model saves with `activation`, for the weights file digest `weights_sha256` and the
+    /// latent record `latent` (latent models).
+    fn manifest(&self, activation: &str, weights_sha256: String, latent: Option<LatentRecord>) -> MetaManifest {
         let cfg = self.config();
         MetaManifest {
             format: META_FORMAT.into(),
-            version: META_VERSION,
+            version: if latent.is_some() { META_VERSION } else { META_VERSION_WEIGHTS },
             objective: cfg.objective,
             coupling: cfg.coupling,
             source: cfg.source,
@@ -243,6 +264,7 @@ impl MetaModel {
             final_loss: self.final_loss(),
             weights_sha256,
             tuning: self.tuning().cloned(),
+            latent,
         }
     }
 
@@ -258,8 +280,16 @@ impl MetaModel {
 
     /// Saves to `dir` (created if missing): `meta.safetensors`, then `meta.json` recording `activation`
     /// (the base classifiers' hidden activation, e.g. `"relu"`).
+    /// A latent model first writes its autoencoder into `dir` (module documentation).
     pub fn save(&self, dir: &Path, activation: &str) -> Result<()> {
-        save_pair(dir, META_WEIGHTS, META_MANIFEST, self.weights(), |digest| self.manifest(activation, digest))
+        let latent = match self.latent() {
+            Some(ae) => {
+                ae.save(dir, activation)?;
+                Some(LatentRecord { latent_dim: ae.latent_dim(), autoencoder_sha256: ae.weights_sha256()? })
+            }
+            None => None,
+        };
+        save_pair(dir, META_WEIGHTS, META_MANIFEST, self.weights(), |digest| self.manifest(activation, digest, latent))
     }
 
     /// Loads a model saved by [`Self::save`] onto `device`, checking format, version, the weights' sha256
@@ -269,6 +299,20 @@ impl MetaModel {
         let loose = read_checked_manifest(&json_path, META_FORMAT, META_VERSION)?;
         let m: MetaManifest =
             serde_json::from_value(loose).map_err(|source| Error::Json { path: json_path.clone(), source })?;
+        let latent = match (&m.latent, m.version) {
+            (None, META_VERSION_WEIGHTS) => None,
+            (Some(record), META_VERSION) => Some(Box::new(Self::load_latent(dir, record, &m.layout, device)?)),
+            (_, v) => {
+                return Err(Error::Config {
+                    field: "manifest",
+                    reason: format!(
+                        "{}: version {v} {} a latent record (version 1 has none, version 2 has one)",
+                        json_path.display(),
+                        if m.latent.is_some() { "with" } else { "without" }
+                    ),
+                })
+            }
+        };
         if m.training.objective != m.objective || m.training.net != m.net || m.training.source != m.source {
             return Err(Error::Config {
                 field: "manifest",
@@ -280,7 +324,8 @@ impl MetaModel {
         }
 
         m.training.validate(m.checkpoints)?;
-        let expected = super::net::expected_tensors(m.layout.dim(), &m.net, m.objective == Objective::Jko)?;
+        let dim = m.latent.as_ref().map_or(m.layout.dim(), |l| l.latent_dim);
+        let expected = super::net::expected_tensors(dim, &m.net, m.objective == Objective::Jko)?;
         let weights = read_checked_tensors(&dir.join(META_WEIGHTS), &m.weights_sha256, &expected, device)?;
         let info = ModelInfo {
             layout: m.layout,
@@ -292,7 +337,29 @@ impl MetaModel {
             final_loss: m.final_loss,
             activation: Some(m.activation),
             tuning: m.tuning,
+            latent,
         };
         MetaModel::from_parts(info, weights, device)
+    }
+
+    /// The autoencoder stored beside a latent model in `dir`, checked against the manifest's `record`.
+    fn load_latent(dir: &Path, record: &LatentRecord, layout: &Layout, device: &Device) -> Result<WeightAutoencoder> {
+        let ae = WeightAutoencoder::load(dir, device)?;
+        let sha = ae.weights_sha256()?;
+        if sha != record.autoencoder_sha256 || ae.latent_dim() != record.latent_dim || ae.layout() != layout {
+            return Err(Error::Config {
+                field: "latent",
+                reason: format!(
+                    "{}: the autoencoder there (sha256 {sha}, latent {}, layout {}) is not the one meta.json names \
+                     (sha256 {}, latent {}, layout {layout})",
+                    dir.display(),
+                    ae.latent_dim(),
+                    ae.layout(),
+                    record.autoencoder_sha256,
+                    record.latent_dim
+                ),
+            });
+        }
+        Ok(ae)
     }
 }

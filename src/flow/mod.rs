@@ -20,8 +20,9 @@
 //! 7. [`MetaModel::to_onnx`]: the velocity field as an ONNX graph in θ space, for the runtime.
 //! 8. [`MetaModel::save`] / [`MetaModel::load`]: `meta.safetensors` + `meta.json` ([`MetaManifest`]; a
 //!    reward fine-tuned model also records its [`TuningRecord`]).
-//! 8. [`WeightAutoencoder`] ([`train_autoencoder`]): an encoder/decoder between weights and a small latent,
-//!    with the decoder's vector-Jacobian product for gradients through it.
+//! 9. [`WeightAutoencoder`] ([`train_autoencoder`]): an encoder/decoder between weights and a small latent,
+//!    with the decoder's vector-Jacobian product for gradients through it; [`train_meta_latent`] trains a CFM
+//!    meta-model in its latent (module `space`: where a flow runs), which generation decodes.
 
 mod align;
 mod autoenc;
@@ -36,6 +37,7 @@ mod objective;
 pub(crate) mod precond;
 mod sampler;
 mod scaling;
+pub(crate) mod space;
 mod spline;
 mod train;
 
@@ -47,11 +49,13 @@ pub use autoenc::{
 pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDPOINT_MIN_GAP};
 pub use coupling::{ot_pairing, squared_distances, Coupling};
 pub use error::{Error, Result};
-pub use io::{data_digest, MetaManifest, TuningRecord, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS};
+pub use io::{
+    data_digest, LatentRecord, MetaManifest, TuningRecord, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS,
+};
 pub use model::MetaModel;
 pub use net::{NetConfig, PotentialNet, VelocityNet};
 pub use sampler::Sampler;
 pub use scaling::{Scaling, SCALE_FLOOR};
 pub use spline::NaturalCubicSpline;
 pub(crate) use train::sorted_vars;
-pub use train::{prepared_trajectories, train_meta};
+pub use train::{prepared_trajectories, train_meta, train_meta_latent};

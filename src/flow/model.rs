@@ -8,7 +8,7 @@ use ndarray::{s, Array2, ArrayView2};
 
 use super::error::CandleContext;
 use super::net::{PotentialNet, VelocityNet};
-use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, TuningRecord};
+use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, TuningRecord, WeightAutoencoder};
 use crate::ode::integrate;
 use crate::rng;
 use crate::space::Layout;
@@ -23,14 +23,17 @@ enum Field {
     Potential(PotentialNet),
 }
 
-/// A trained meta-model: the network's sampling weights (the EMA copy when training kept one), the scaling
-/// z = θ/s it works in, and what it was trained on.
+/// A trained meta-model: the network's sampling weights (the EMA copy when training kept one), the space it
+/// works in (z = θ/s, or an autoencoder's latent: module `space`), and what it was trained on.
 #[derive(Debug, Clone)]
 pub struct MetaModel {
     layout: Layout,
     config: MetaTrainConfig,
     checkpoints: usize,
+    /// Weight space: one scale per layout tensor. Latent space: one scale for the whole latent.
     scaling: Scaling,
+    /// The autoencoder whose latent the flow runs in (None: weight space).
+    latent: Option<Box<WeightAutoencoder>>,
     weights: Vec<(String, Tensor)>,
     field: Field,
     device: Device,
@@ -53,6 +56,7 @@ pub(crate) struct ModelInfo {
     pub final_loss: f32,
     pub activation: Option<String>,
     pub tuning: Option<TuningRecord>,
+    pub latent: Option<Box<WeightAutoencoder>>,
 }
 
 impl MetaModel {
@@ -60,17 +64,37 @@ impl MetaModel {
     pub(crate) fn from_parts(info: ModelInfo, weights: Vec<(String, Tensor)>, device: &Device) -> Result<Self> {
         let map: HashMap<String, Tensor> = weights.iter().cloned().collect();
         let vb = VarBuilder::from_tensors(map, DType::F32, device);
-        let dim = info.layout.dim();
+        let dim = match &info.latent {
+            Some(ae) => {
+                if ae.layout() != &info.layout || info.scaling.scales.len() != 1 {
+                    return Err(super::Error::Config {
+                        field: "latent",
+                        reason: format!(
+                            "a latent model needs an autoencoder over its layout {} and one latent scale, got {} \
+                             and {} scales",
+                            info.layout,
+                            ae.layout(),
+                            info.scaling.scales.len()
+                        ),
+                    });
+                }
+                ae.latent_dim()
+            }
+            None => {
+                info.scaling.per_coordinate(&info.layout)?;
+                info.layout.dim()
+            }
+        };
         let field = match info.config.objective {
             Objective::Jko => Field::Potential(PotentialNet::new(dim, &info.config.net, vb)?),
             Objective::Cfm | Objective::Mmfm => Field::Velocity(VelocityNet::new(dim, &info.config.net, vb)?),
         };
-        info.scaling.per_coordinate(&info.layout)?;
         Ok(Self {
             layout: info.layout,
             config: info.config,
             checkpoints: info.checkpoints,
             scaling: info.scaling,
+            latent: info.latent,
             weights,
             field,
             device: device.clone(),
@@ -92,9 +116,15 @@ impl MetaModel {
         &self.config
     }
 
-    /// The scaling z = θ / s.
+    /// The scaling z = θ / s (weight space: one scale per layout tensor; latent space: one scale for the
+    /// latent, z = latent / s).
     pub fn scaling(&self) -> &Scaling {
         &self.scaling
+    }
+
+    /// The autoencoder whose latent the flow runs in; None for a weight-space model.
+    pub fn latent(&self) -> Option<&WeightAutoencoder> {
+        self.latent.as_deref()
     }
 
     /// K: checkpoint intervals of the training trajectories.
@@ -139,6 +169,7 @@ impl MetaModel {
             final_loss: self.final_loss,
             activation: self.activation.clone(),
             tuning: self.tuning.clone(),
+            latent: self.latent.clone(),
         }
     }
 
@@ -155,9 +186,15 @@ impl MetaModel {
         &self.device
     }
 
-    /// Fresh source samples `[n, D]` in θ space, drawn from `seed` (what [`Self::generate`] starts from).
-    pub fn source_samples(&self, n: usize, seed: u64) -> Array2<f32> {
-        self.config.source.source().sample(&self.layout, n, &mut rng::rng(seed))
+    /// Fresh source samples `[n, D]` in θ space, drawn from `seed`: where [`Self::generate`] starts (a latent
+    /// model starts from N(0, I) in its latent, so these are their decodings).
+    pub fn source_samples(&self, n: usize, seed: u64) -> Result<Array2<f32>> {
+        self.weights_of(self.flow_source_samples(n, seed)?.view())
+    }
+
+    /// Fresh source samples `[n, flow_dim]` in flow coordinates, drawn from `seed`.
+    fn flow_source_samples(&self, n: usize, seed: u64) -> Result<Array2<f32>> {
+        Ok(self.flow_source()?.sample(n, &mut rng::rng(seed)))
     }
 
     /// Times t_k of the marginals a JKO model steps through (0, intermediates, 1).
@@ -173,8 +210,8 @@ impl MetaModel {
     /// the ODE dx/dt = v(x, t) with `steps` steps of `sampler` (JKO models take their own explicit steps and
     /// ignore both).
     pub fn generate(&self, n: usize, sampler: Sampler, steps: usize, seed: u64) -> Result<Array2<f32>> {
-        let x0 = self.source_samples(n, seed);
-        let mut path = self.flow_path(x0.view(), sampler, steps, &|i, last| i == last)?;
+        let z0 = self.flow_source_samples(n, seed)?;
+        let mut path = self.flow_path(z0, sampler, steps, &|i, last| i == last)?;
         Ok(path.pop().map(|(_, x)| x).expect("the final state is always recorded"))
     }
 
@@ -188,12 +225,12 @@ impl MetaModel {
         seed: u64,
         record_every: usize,
     ) -> Result<Vec<(f32, Array2<f32>)>> {
-        let x0 = self.source_samples(n, seed);
-        self.generate_path_from(x0.view(), sampler, steps, record_every)
+        let z0 = self.flow_source_samples(n, seed)?;
+        self.flow_path(z0, sampler, steps, &Self::every(record_every))
     }
 
-    /// Like [`Self::generate_path`], from given starting weights `x0` `[n, D]` (θ space) — for tests and
-    /// diagnostics; evaluate generation from fresh source samples.
+    /// Like [`Self::generate_path`], from given starting weights `x0` `[n, D]` (θ space; a latent model
+    /// starts from their encodings) — for tests and diagnostics; evaluate generation from fresh source samples.
     pub fn generate_path_from(
         &self,
         x0: ArrayView2<f32>,
@@ -201,14 +238,20 @@ impl MetaModel {
         steps: usize,
         record_every: usize,
     ) -> Result<Vec<(f32, Array2<f32>)>> {
-        self.flow_path(x0, sampler, steps, &|i, last| {
-            i == 0 || i == last || (record_every > 0 && i % record_every == 0)
-        })
+        if x0.ncols() != self.layout.dim() {
+            return Err(crate::space::Error::Dim { expected: self.layout.dim(), got: x0.ncols() }.into());
+        }
+        self.flow_path(self.flow_coords(x0)?, sampler, steps, &Self::every(record_every))
+    }
+
+    /// The steps a path records: both ends and every `record_every`-th step (0: none in between).
+    fn every(record_every: usize) -> impl Fn(usize, usize) -> bool {
+        move |i, last| i == 0 || i == last || (record_every > 0 && i % record_every == 0)
     }
 
     /// dθ/dt `[n, D]` at weights `theta` `[n, D]` and time `t`, through candle: s ⊙ v_z(θ/s, t), the field
     /// [`Self::generate`] integrates (in z) and the exported ONNX graph computes (in θ). Velocity models
-    /// only (CFM, MMFM).
+    /// only (CFM, MMFM) in weight space: a latent model's field lives in its latent.
     pub fn velocity_at(&self, theta: ArrayView2<f32>, t: f64) -> Result<Array2<f32>> {
         let Field::Velocity(net) = &self.field else {
             return Err(super::Error::Config {
@@ -216,6 +259,12 @@ impl MetaModel {
                 reason: "a JKO model has no velocity field".into(),
             });
         };
+        if self.latent.is_some() {
+            return Err(super::Error::Config {
+                field: "latent",
+                reason: "a latent-space model has no velocity field in weight space".into(),
+            });
+        }
         let z = self.scaling.to_flow(&self.layout, theta)?;
         let (n, d) = z.dim();
         let z = Tensor::from_slice(z.as_slice().expect("fresh standard layout"), (n, d), &self.device)
@@ -230,18 +279,16 @@ impl MetaModel {
         Ok(vz * ndarray::ArrayView1::from(&s))
     }
 
-    /// Integrates `x0` (θ space) and returns the states at the steps `record(i, last)` selects, unscaled.
+    /// Integrates `z0` (flow coordinates) and returns the states at the steps `record(i, last)` selects, in
+    /// θ space.
     fn flow_path(
         &self,
-        x0: ArrayView2<f32>,
+        z0: Array2<f32>,
         sampler: Sampler,
         steps: usize,
         record: &dyn Fn(usize, usize) -> bool,
     ) -> Result<Vec<(f32, Array2<f32>)>> {
-        let (n, d) = x0.dim();
-        if d != self.layout.dim() {
-            return Err(crate::space::Error::Dim { expected: self.layout.dim(), got: d }.into());
-        }
+        let (n, d) = z0.dim();
         let times = self.marginal_times();
         let last = match self.field {
             Field::Velocity(_) => steps.max(1),
@@ -254,7 +301,6 @@ impl MetaModel {
         let recorded: Vec<usize> = (0..=last).filter(|&i| record(i, last)).collect();
         let mut out: Vec<(f32, Array2<f32>)> =
             recorded.iter().map(|&i| (step_time(i) as f32, Array2::zeros((n, d)))).collect();
-        let z0 = self.scaling.to_flow(&self.layout, x0)?;
         for start in (0..n).step_by(GEN_BATCH) {
             let rows = GEN_BATCH.min(n - start);
             let chunk = z0.slice(s![start..start + rows, ..]);
@@ -290,7 +336,7 @@ impl MetaModel {
             }
         }
         for (_, x) in &mut out {
-            *x = self.scaling.from_flow(&self.layout, x.view())?;
+            *x = self.weights_of(x.view())?;
         }
         Ok(out)
     }

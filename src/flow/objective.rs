@@ -8,10 +8,10 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::coupling::{gather, ot_pairing};
+use super::space::FlowSource;
 use super::spline::NaturalCubicSpline;
 use super::{Coupling, Objective, Result};
 use crate::rng::Rng;
-use crate::space::{Layout, Source};
 
 /// One minibatch. Velocity objectives regress v(x, t) on `target`; JKO minimises
 /// ‖τ ∇V(x, t) + target‖² with x = x_{k+1}, t = t_{k+1}, target = x_{k+1} − x_k.
@@ -26,12 +26,10 @@ pub(crate) struct Batch {
 
 /// Draws minibatches for one objective.
 pub(crate) struct BatchSampler<'a> {
-    pub layout: &'a Layout,
     /// Scaled trajectories `[R, K+1, D]`.
     pub z: ArrayView3<'a, f32>,
-    /// Per-coordinate scales (length D).
-    pub scale: &'a [f32],
-    pub source: &'a (dyn Source + Send + Sync),
+    /// The source, sampled in flow coordinates.
+    pub source: &'a FlowSource,
     pub objective: Objective,
     pub coupling: Coupling,
     /// Checkpoint indices of the marginals (0 … K).
@@ -60,11 +58,7 @@ impl BatchSampler<'_> {
 
     /// Fresh source samples in flow coordinates.
     fn fresh(&self, rng: &mut Rng) -> Array2<f32> {
-        let mut x = self.source.sample(self.layout, self.batch, rng);
-        for mut row in x.rows_mut() {
-            row.iter_mut().zip(self.scale).for_each(|(v, s)| *v /= s);
-        }
-        x
+        self.source.sample(self.batch, rng)
     }
 
     fn noise(&self, rng: &mut Rng, x: &mut Array2<f32>) {
@@ -159,7 +153,7 @@ impl BatchSampler<'_> {
 mod tests {
     use super::*;
     use crate::rng;
-    use crate::space::KaimingUniform;
+    use crate::space::{Layout, SourceKind};
 
     fn fixture() -> (Layout, Array3<f32>) {
         let layout = Layout::parse("1-2").unwrap();
@@ -171,12 +165,11 @@ mod tests {
     #[test]
     fn trajectory_coupling_and_jko_pairs_stay_within_one_run() {
         let (layout, z) = fixture();
-        let scale = vec![1.0; layout.dim()];
+        let source =
+            FlowSource::Weights { layout: layout.clone(), kind: SourceKind::Kaiming, scale: vec![1.0; layout.dim()] };
         let mut bs = BatchSampler {
-            layout: &layout,
             z: z.view(),
-            scale: &scale,
-            source: &KaimingUniform,
+            source: &source,
             objective: Objective::Cfm,
             coupling: Coupling::Trajectory,
             knots: vec![0, 3],
@@ -207,12 +200,11 @@ mod tests {
     #[test]
     fn mmfm_passes_through_the_marginals_at_the_knot_times() {
         let (layout, z) = fixture();
-        let scale = vec![1.0; layout.dim()];
+        let source =
+            FlowSource::Weights { layout: layout.clone(), kind: SourceKind::Kaiming, scale: vec![1.0; layout.dim()] };
         let bs = BatchSampler {
-            layout: &layout,
             z: z.view(),
-            scale: &scale,
-            source: &KaimingUniform,
+            source: &source,
             objective: Objective::Mmfm,
             coupling: Coupling::Ot,
             knots: vec![0, 2, 3],

@@ -30,18 +30,15 @@ impl Scaling {
             });
         }
         let finals = trajectories.slice(s![.., k1 - 1, ..]);
-        let scales = layout
-            .tensors()
-            .iter()
-            .map(|t| {
-                let vals = finals.slice(s![.., t.range()]);
-                let n = vals.len() as f64;
-                let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / n;
-                let var = vals.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
-                (var.sqrt() as f32).max(SCALE_FLOOR)
-            })
-            .collect();
+        let scales =
+            layout.tensors().iter().map(|t| floored_std(finals.slice(s![.., t.range()]).iter().copied())).collect();
         Ok(Self { scales })
+    }
+
+    /// One scale for a flat space without tensors (an autoencoder's latent): the floored std of all entries
+    /// of `x` `[N, L]`.
+    pub fn fit_flat(x: ArrayView2<f32>) -> Self {
+        Self { scales: vec![floored_std(x.iter().copied())] }
     }
 
     /// The identity scaling (all ones) for `layout`.
@@ -86,6 +83,14 @@ impl Scaling {
         }
         Ok(out)
     }
+}
+
+/// max(population std of `vals` in f64, [`SCALE_FLOOR`]).
+fn floored_std(vals: impl Iterator<Item = f32> + Clone) -> f32 {
+    let n = vals.clone().count().max(1) as f64;
+    let mean = vals.clone().map(|v| v as f64).sum::<f64>() / n;
+    let var = vals.map(|v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    (var.sqrt() as f32).max(SCALE_FLOOR)
 }
 
 #[cfg(test)]

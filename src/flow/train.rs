@@ -11,11 +11,13 @@ use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
 use super::objective::{Batch, BatchSampler};
 use super::precond::{column, MIN_VAR, PRECOND_PREFIX};
+use super::space::FlowSource;
 use super::{
-    align_trajectories, data_digest, Error, LrSchedule, MetaModel, MetaTrainConfig, Objective, Result, Scaling,
+    align_trajectories, autoencoder_inputs, data_digest, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig,
+    Objective, Result, Scaling, WeightAutoencoder,
 };
 use crate::rng;
-use crate::space::Layout;
+use crate::space::{Layout, SourceKind};
 
 /// RNG streams of a training seed.
 const STREAM_INIT: u64 = 0;
@@ -78,7 +80,97 @@ pub fn train_meta(
     for mut row in traj.lanes_mut(Axis(2)) {
         row.iter_mut().zip(&scale).for_each(|(v, s)| *v /= s);
     }
+    let source = FlowSource::weights(layout, cfg.source, &scaling)?;
+    let (weights, final_loss) = fit(traj.view(), &source, cfg, device, progress)?;
+    let info = ModelInfo {
+        layout: layout.clone(),
+        config: cfg.clone(),
+        checkpoints: k,
+        scaling,
+        data_digest: digest,
+        train_seconds: started.elapsed().as_secs_f64(),
+        final_loss,
+        activation: None,
+        tuning: None,
+        latent: None,
+    };
+    MetaModel::from_parts(info, weights, device)
+}
 
+/// Trains a CFM meta-model in the latent space of `autoencoder` (module `space`): the finals of
+/// `trajectories` `[R, K+1, D]`, aligned exactly as the autoencoder's inputs were, are encoded, scaled to unit
+/// spread and matched from N(0, I) source samples; generation decodes. Only CFM with the independent or OT
+/// coupling and the Gaussian source: MMFM and JKO would need latents of intermediate checkpoints, which the
+/// autoencoder never saw, and the trajectory coupling the encodings of Kaiming inits (see module `space`).
+pub fn train_meta_latent(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    autoencoder: &WeightAutoencoder,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<MetaModel> {
+    let started = Instant::now();
+    let refuse = |field, reason: String| Err(Error::Config { field, reason });
+    if autoencoder.layout() != layout {
+        return refuse(
+            "latent",
+            format!("the autoencoder is over {}, the trajectories over {layout}", autoencoder.layout()),
+        );
+    }
+    if cfg.objective != Objective::Cfm {
+        return refuse("objective", format!("a latent-space meta-model is trained with CFM, not {:?}", cfg.objective));
+    }
+    if cfg.coupling == Coupling::Trajectory {
+        return refuse(
+            "coupling",
+            "a latent-space flow starts from fresh N(0, I) samples: use independent or ot".into(),
+        );
+    }
+    if cfg.source != SourceKind::Gaussian {
+        return refuse(
+            "source",
+            "Kaiming uniform is a law over MLP weights; a latent-space flow starts from N(0, I) (source gaussian)"
+                .into(),
+        );
+    }
+    let finals = autoencoder_inputs(layout, trajectories, autoencoder.config())?;
+    let k = trajectories.dim().1 - 1;
+    cfg.validate(k)?;
+    let latents = autoencoder.encode(finals.view())?;
+    let scaling = Scaling::fit_flat(latents.view());
+    let (r, l) = latents.dim();
+    // CFM reads only the last checkpoint and fresh source samples: a one-interval set whose checkpoint 0 is
+    // never read.
+    let mut z = Array3::<f32>::zeros((r, 2, l));
+    z.index_axis_mut(Axis(1), 1).assign(&(latents / scaling.scales[0]));
+    let (weights, final_loss) = fit(z.view(), &FlowSource::Latent { dim: l }, cfg, device, progress)?;
+    let info = ModelInfo {
+        layout: layout.clone(),
+        config: cfg.clone(),
+        checkpoints: k,
+        scaling,
+        data_digest: data_digest(trajectories),
+        train_seconds: started.elapsed().as_secs_f64(),
+        final_loss,
+        activation: None,
+        tuning: None,
+        latent: Some(Box::new(autoencoder.clone())),
+    };
+    MetaModel::from_parts(info, weights, device)
+}
+
+/// The training loop shared by both spaces: `cfg.steps` AdamW steps on the objective's minibatches of the
+/// scaled trajectories `z` `[R, K+1, d]` with fresh samples of `source`. Returns the sampling weights
+/// (sorted by name; the EMA copy when kept) and the mean loss of the last steps.
+fn fit<'a>(
+    z: ArrayView3<'a, f32>,
+    source: &'a FlowSource,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<(Vec<(String, Tensor)>, f32)> {
+    let (d, k) = (z.dim().2, z.dim().1 - 1);
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let net = match cfg.objective {
@@ -87,7 +179,7 @@ pub fn train_meta(
     };
     seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
     if matches!(net, Net::Velocity(_)) {
-        set_precond(&varmap, layout, traj.view(), &scale, cfg, device)?;
+        set_precond(&varmap, z, source, cfg, device)?;
     }
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
@@ -105,12 +197,9 @@ pub fn train_meta(
         None => None,
     };
 
-    let source = cfg.source.source();
     let sampler = BatchSampler {
-        layout,
-        z: traj.view(),
-        scale: &scale,
-        source: source.as_ref(),
+        z,
+        source,
         objective: cfg.objective,
         coupling: cfg.coupling,
         knots: cfg.knots(k),
@@ -152,18 +241,7 @@ pub fn train_meta(
             .collect::<candle_core::Result<_>>()
             .op("copy weights")?,
     };
-    let info = ModelInfo {
-        layout: layout.clone(),
-        config: cfg.clone(),
-        checkpoints: k,
-        scaling,
-        data_digest: digest,
-        train_seconds: started.elapsed().as_secs_f64(),
-        final_loss,
-        activation: None,
-        tuning: None,
-    };
-    MetaModel::from_parts(info, weights, device)
+    Ok((weights, final_loss))
 }
 
 enum Net {
@@ -175,9 +253,8 @@ enum Net {
 /// scaled final checkpoints, and the variance of the scaled source, estimated from 4,096 seeded samples.
 fn set_precond(
     varmap: &VarMap,
-    layout: &Layout,
     z: ArrayView3<f32>,
-    scale: &[f32],
+    source: &FlowSource,
     cfg: &MetaTrainConfig,
     device: &Device,
 ) -> Result<()> {
@@ -185,10 +262,7 @@ fn set_precond(
     let finals = z.index_axis(Axis(1), k);
     let mean = |a: ndarray::ArrayView2<f32>| a.mean_axis(Axis(0)).expect("at least one row");
     let var = |a: ndarray::ArrayView2<f32>| a.var_axis(Axis(0), 0.0).mapv(|v| v.max(MIN_VAR));
-    let mut src = cfg.source.source().sample(layout, 4096, &mut rng::stream(cfg.seed, STREAM_PRECOND));
-    for mut row in src.rows_mut() {
-        row.iter_mut().zip(scale).for_each(|(v, s)| *v /= s);
-    }
+    let src = source.sample(4096, &mut rng::stream(cfg.seed, STREAM_PRECOND));
     for (name, values) in [("mu1", mean(finals)), ("var0", var(src.view())), ("var1", var(finals))] {
         let t = Tensor::from_vec(values.to_vec(), values.len(), device).op("upload preconditioner")?;
         let data = varmap.data().lock().expect("var map lock poisoned");

@@ -53,13 +53,21 @@ impl Default for Gaussian {
     }
 }
 
-impl Source for Gaussian {
-    fn sample_into(&self, layout: &Layout, rng: &mut Rng, theta: &mut [f32]) {
-        assert_eq!(theta.len(), layout.dim(), "theta length must equal the layout dimension");
-        for v in theta.iter_mut() {
+impl Gaussian {
+    /// Fills `out` with independent N(0, std²) draws: the same distribution over any flat vector, e.g. an
+    /// autoencoder's latent, which has no layout.
+    pub fn fill(&self, rng: &mut Rng, out: &mut [f32]) {
+        for v in out.iter_mut() {
             let z: f32 = StandardNormal.sample(rng);
             *v = self.std * z;
         }
+    }
+}
+
+impl Source for Gaussian {
+    fn sample_into(&self, layout: &Layout, rng: &mut Rng, theta: &mut [f32]) {
+        assert_eq!(theta.len(), layout.dim(), "theta length must equal the layout dimension");
+        self.fill(rng, theta);
     }
 }
 

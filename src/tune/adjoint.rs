@@ -24,9 +24,10 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::error::CandleContext;
-use super::schedule::{memoryless_sigma, source_variance};
+use super::schedule::memoryless_sigma;
 use super::{AdjointConfig, Error, Result, Reward};
 use crate::flow::precond::PRECOND_PREFIX;
+use crate::flow::space::FlowSource;
 use crate::flow::{sorted_vars, MetaModel, Objective, TuningRecord, VelocityNet};
 use crate::rng::{self, Rng};
 
@@ -50,9 +51,10 @@ pub struct AdjointMatching<'a> {
     reward: &'a dyn Reward,
     config: AdjointConfig,
     endpoint: bool,
-    /// Per coordinate: the source variance v_0 (flow coordinates) and the scale s (θ = s z).
+    /// Per flow coordinate: the source variance v_0.
     var0: Vec<f32>,
-    scale: Vec<f32>,
+    /// The source, sampled in flow coordinates (the base's weight space or latent).
+    source: FlowSource,
     varmap: VarMap,
     tuned: VelocityNet,
     opt: AdamW,
@@ -78,13 +80,12 @@ impl<'a> AdjointMatching<'a> {
                 })
             }
         };
-        let layout = base.layout();
-        let var0 = source_variance(layout, base.config().source, base.scaling())?;
-        let scale = base.scaling().per_coordinate(layout).map_err(Error::Flow)?;
+        let source = base.flow_source()?;
+        let var0 = source.variance();
         let device = base.device();
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
-        let tuned = VelocityNet::new(layout.dim(), &base.config().net, vb)?;
+        let tuned = VelocityNet::new(base.flow_dim(), &base.config().net, vb)?;
         {
             let data = varmap.data().lock().expect("var map lock poisoned");
             for (name, t) in base.weights() {
@@ -104,7 +105,7 @@ impl<'a> AdjointMatching<'a> {
             reward,
             endpoint: base.config().predicts_endpoint(),
             var0,
-            scale,
+            source,
             varmap,
             tuned,
             opt,
@@ -114,7 +115,7 @@ impl<'a> AdjointMatching<'a> {
             iteration: 0,
             started: Instant::now(),
             base_sha: base.weights_sha256()?,
-            last_samples: Array2::zeros((0, layout.dim())),
+            last_samples: Array2::zeros((0, base.layout().dim())),
         })
     }
 
@@ -139,10 +140,10 @@ impl<'a> AdjointMatching<'a> {
         let it = self.iteration;
         let n = self.config.steps;
         let times = self.time_grid();
-        let (states, theta1) = self.trajectories(&times)?;
+        let (states, z1, theta1) = self.trajectories(&times)?;
         let (rewards, grads) = self.reward.reward_and_grad(theta1.view())?;
         let b = self.config.batch_size;
-        let d = self.scale.len();
+        let d = self.base.layout().dim();
         if rewards.len() != b || grads.dim() != (b, d) {
             return Err(Error::Shape {
                 what: "reward output",
@@ -156,7 +157,7 @@ impl<'a> AdjointMatching<'a> {
         let reward = rewards.iter().map(|&r| r as f64).sum::<f64>() / b as f64;
         self.last_samples = theta1;
         let subset = self.time_subset(n - 1);
-        let adjoints = self.lean_adjoint(&states, &times, grads, &subset)?;
+        let adjoints = self.lean_adjoint(&states, &times, self.base.pull_back(z1.view(), grads.view())?, &subset)?;
         let (loss, grad_norm) = self.optimise(&states, &times, &adjoints, &subset)?;
         if !loss.is_finite() {
             return Err(Error::Diverged { iteration: it, what: "the adjoint-matching loss", value: loss as f32 });
@@ -195,12 +196,12 @@ impl<'a> AdjointMatching<'a> {
         Tensor::from_slice(v, (1, v.len()), self.base.device()).op("upload")
     }
 
-    /// Step 1: the states X_{t_k} `[B, D]` (flow coordinates) on `times`, and θ = s ⊙ X_1 on the host.
-    fn trajectories(&mut self, times: &[f64]) -> Result<(Vec<Tensor>, Array2<f32>)> {
-        let (b, d) = (self.config.batch_size, self.scale.len());
-        let layout = self.base.layout();
-        let x0 = self.base.config().source.source().sample(layout, b, &mut self.rng);
-        let x0 = self.upload(&self.base.scaling().to_flow(layout, x0.view())?)?;
+    /// Step 1: the states X_{t_k} `[B, d]` (flow coordinates) on `times`, and on the host X_1 and the weights
+    /// θ it stands for.
+    fn trajectories(&mut self, times: &[f64]) -> Result<(Vec<Tensor>, Array2<f32>, Array2<f32>)> {
+        let (b, d) = (self.config.batch_size, self.var0.len());
+        let x0 = self.source.sample(b, &mut self.rng);
+        let x0 = self.upload(&x0)?;
         let v0 = self.tuned.velocity_at(&x0, 0.0, self.endpoint)?;
         let mut x = (&x0 + (v0 * times[0]).op("first step")?).op("first step")?;
         let h = times[1] - times[0];
@@ -220,8 +221,8 @@ impl<'a> AdjointMatching<'a> {
         states.push(x);
         let z1 = states.last().expect("at least one state").to_vec2::<f32>().op("read samples")?;
         let z1 = Array2::from_shape_vec((b, d), z1.into_iter().flatten().collect()).expect("B × D values");
-        let theta1 = self.base.scaling().from_flow(layout, z1.view())?;
-        Ok((states, theta1))
+        let theta1 = self.base.weights_of(z1.view())?;
+        Ok((states, z1, theta1))
     }
 
     /// This iteration's grid of `steps` times t_0 = δ < … < t_{N−1} = 1, equally spaced, with δ drawn in
@@ -250,20 +251,16 @@ impl<'a> AdjointMatching<'a> {
         chosen
     }
 
-    /// Step 2: ã at the `subset` indices, from ã_{N−1} = λ s ⊙ ∇_θ r backwards with the base's VJPs.
+    /// Step 2: ã at the `subset` indices, from ã_{N−1} = λ ∇_z r (`grad_z`: the reward's gradient pulled
+    /// back to flow coordinates, s ⊙ ∇_θ r in weight space) backwards with the base's VJPs.
     fn lean_adjoint(
         &self,
         states: &[Tensor],
         times: &[f64],
-        grad_theta: Array2<f32>,
+        grad_z: Array2<f32>,
         subset: &[usize],
     ) -> Result<Vec<Tensor>> {
-        let lambda = self.config.lambda as f32;
-        let mut a_host = grad_theta;
-        for mut row in a_host.rows_mut() {
-            row.iter_mut().zip(&self.scale).for_each(|(g, s)| *g *= lambda * s);
-        }
-        let mut a = self.upload(&a_host)?;
+        let mut a = self.upload(&(grad_z * self.config.lambda as f32))?;
         let h = times[1] - times[0];
         let mut out = vec![None; times.len()];
         for k in (0..times.len() - 1).rev() {

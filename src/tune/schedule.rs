@@ -9,6 +9,7 @@
 //! coordinate. For a non-Gaussian source (Kaiming uniform) the score identity, and thus the tilt, is only
 //! approximate: docs/TUNE.md measures by how much.
 
+use crate::flow::space::FlowSource;
 use crate::flow::Scaling;
 use crate::space::{Layout, SourceKind};
 
@@ -17,16 +18,7 @@ use super::Result;
 /// Per coordinate of z = θ/s, the variance v_0 of the source: Kaiming uniform ±1/√fan_in has b²/3 = 1/(3 fan_in),
 /// the unit Gaussian 1; both divided by s².
 pub fn source_variance(layout: &Layout, source: SourceKind, scaling: &Scaling) -> Result<Vec<f32>> {
-    let scale = scaling.per_coordinate(layout)?;
-    let mut var = vec![0f32; layout.dim()];
-    for t in layout.tensors() {
-        let v = match source {
-            SourceKind::Kaiming => 1.0 / (3.0 * t.fan_in as f32),
-            SourceKind::Gaussian => 1.0,
-        };
-        var[t.range()].iter_mut().for_each(|x| *x = v);
-    }
-    Ok(var.iter().zip(&scale).map(|(v, s)| v / (s * s)).collect())
+    Ok(FlowSource::weights(layout, source, scaling)?.variance())
 }
 
 /// σ(t) = √(2 v_0 (1 − t)/t) per coordinate, for t ∈ (0, 1].

@@ -13,7 +13,7 @@ use weightflow::eval::{
     evaluate_generation, svg_line_plot, w1_per_marginal, EvalData, GenerationConfig, GenerationInputs,
     GenerationReport, InitTarget,
 };
-use weightflow::flow::{prepared_trajectories, MetaModel, Sampler};
+use weightflow::flow::{MetaModel, Sampler};
 use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::kebab;
@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mlp = Mlp::new(m.layout.clone(), activation);
     let data = EvalData::from_manifest(m)?;
-    let trajectories = prepared_trajectories(&m.layout, set.thetas(), model.config())?;
+    let trajectories = model.prepared_trajectories(set.thetas())?;
     // The path is recorded at every step: keep its memory bounded (n_path · D · (steps + 1) floats).
     let n_path = args.n.min((64_000_000 / (m.layout.dim() * (args.steps + 1))).max(16));
     output::say(format_args!("generating {} classifiers (+ a path of {n_path}) …", args.n * args.best_of_k));
@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(g) = &args.gaussian_meta {
         let gm = MetaModel::load(g, &dev)?;
         let gpath = gm.generate_path(n_path, args.sampler, args.steps, args.seed, 1)?;
-        let gtraj = prepared_trajectories(&m.layout, set.thetas(), gm.config())?;
+        let gtraj = gm.prepared_trajectories(set.thetas())?;
         report.w1.gaussian_source = Some(w1_per_marginal(&gpath, gtraj.view(), &cfg.w1, cfg.time_tolerance)?.values);
     }
     if let Some(dir) = &args.plots {
@@ -116,7 +116,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         v["schema"] = json!("eval-gen/1");
         v["meta"] = json!(args.meta);
         v["settings"] = json!({"n": args.n, "steps": args.steps, "sampler": args.sampler, "seed": args.seed,
-            "n_path": n_path, "objective": model.config().objective, "source": model.config().source});
+            "n_path": n_path, "objective": model.config().objective, "source": model.config().source,
+            "latent_dim": model.latent().map(|ae| ae.latent_dim())});
         output::json(&v)?;
     }
     Ok(())

@@ -1,9 +1,13 @@
-//! `weightflow train-meta`: a flow meta-model (CFM, MMFM or JKO) over a trajectory set's weight space.
+//! `weightflow train-meta`: a flow meta-model (CFM, MMFM or JKO) over a trajectory set's weight space, or
+//! (`--latent DIR`) a CFM meta-model in the latent space of an autoencoder from `train-vae`.
 
 use std::path::PathBuf;
 
 use serde_json::json;
-use weightflow::flow::{train_meta, Coupling, LrSchedule, MetaTrainConfig, Objective, Prediction};
+use weightflow::flow::{
+    data_digest, train_meta, train_meta_latent, Coupling, LrSchedule, MetaTrainConfig, Objective, Prediction,
+    WeightAutoencoder,
+};
 use weightflow::space::SourceKind;
 use weightflow::train::{device, DeviceKind, TrajectorySet};
 
@@ -54,6 +58,11 @@ pub struct Args {
     /// Noise σ around the interpolation path (in scaled units).
     #[arg(long)]
     pub sigma: Option<f32>,
+    /// Train in the latent space of this autoencoder (a `train-vae` directory over the same layout): CFM
+    /// from N(0, I) latents (the source defaults to gaussian), decoded at generation; the autoencoder is
+    /// copied into --out.
+    #[arg(long)]
+    pub latent: Option<PathBuf>,
     /// Skip the weight-matching alignment of the runs (an ablation: expect collapse).
     #[arg(long)]
     pub no_align: bool,
@@ -106,22 +115,53 @@ impl Args {
 /// Runs `train-meta`.
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let set = TrajectorySet::load(&args.trajectories)?;
-    let cfg = args.config()?;
+    let mut cfg = args.config()?;
     let m = &set.manifest;
+    let dev = device(args.device)?;
+    let autoencoder = match &args.latent {
+        Some(dir) => {
+            let ae = WeightAutoencoder::load(dir, &dev)?;
+            if ae.layout() != &m.layout {
+                return Err(format!(
+                    "--latent {}: the autoencoder is over {}, the trajectories over {}",
+                    dir.display(),
+                    ae.layout(),
+                    m.layout
+                )
+                .into());
+            }
+            if ae.data_digest() != data_digest(set.thetas()) {
+                output::say(format_args!(
+                    "note: the autoencoder was trained on other trajectories than {}",
+                    args.trajectories.display()
+                ));
+            }
+            cfg.source = args.source.unwrap_or(SourceKind::Gaussian);
+            Some(ae)
+        }
+        None => None,
+    };
+    let space = match &autoencoder {
+        Some(ae) => format!("the {}-dimensional latent of", ae.latent_dim()),
+        None => "the weights of".into(),
+    };
     output::say(format_args!(
-        "training a {:?} meta-model over {} runs of {} (D = {}) for {} steps",
+        "training a {:?} meta-model over {space} {} runs of {} (D = {}) for {} steps",
         cfg.objective,
         m.runs,
         m.layout,
         m.layout.dim(),
         cfg.steps
     ));
-    let dev = device(args.device)?;
     let bar = output::progress(cfg.steps as u64, "train-meta", args.quiet);
-    let model = train_meta(&m.layout, set.thetas(), &cfg, &dev, &mut |step, _total, loss| {
+    let mut progress = |step: usize, _total: usize, loss: f32| {
         bar.set_position(step as u64);
         bar.set_prefix(format!("loss {loss:.4}"));
-    })?;
+    };
+    let model = match &autoencoder {
+        Some(ae) => train_meta_latent(&m.layout, set.thetas(), ae, &cfg, &dev, &mut progress)?,
+        None => train_meta(&m.layout, set.thetas(), &cfg, &dev, &mut progress)?,
+    };
     bar.finish_and_clear();
     let activation = serde_json::to_value(m.activation)?;
     model.save(&args.out, activation.as_str().unwrap_or("relu"))?;
@@ -138,6 +178,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "objective": cfg.objective,
             "train_seconds": model.train_seconds(),
             "final_loss": model.final_loss(),
+            "latent_dim": model.latent().map(|ae| ae.latent_dim()),
             "config": cfg,
         }))?;
     }
