@@ -239,6 +239,60 @@ fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), 
 }
 
 #[test]
+fn tune_task_reward_towards_rotated_digits_and_refuses_bad_shifts() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (traj, meta, out) = (dir.path().join("t"), dir.path().join("m"), dir.path().join("tuned"));
+    let run = |args: &[&str], paths: &[&std::path::Path]| weightflow().args(args).args(paths).output();
+    let ok = |o: std::process::Output| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
+        Ok(o.stdout)
+    };
+    let base = ["train-base", "--dataset", "digits", "--arch", "64-4-10", "--runs", "8", "--epochs", "2", "--quiet"];
+    ok(run(&[&base[..], &["--out"]].concat(), &[&traj])?)?;
+    let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet", "--trajectories"];
+    ok(run(&flow, &[&traj, std::path::Path::new("--out"), &meta])?)?;
+    let tune = ["tune", "--iters", "2", "--eval-every", "1", "--eval-n", "4", "--batch-size", "4", "--steps", "4"];
+    let paths = [std::path::Path::new("--meta"), &meta, std::path::Path::new("--trajectories"), &traj];
+    let paths = [&[std::path::Path::new("--out"), &out][..], &paths].concat();
+    let task = ["--reward", "task:digits", "--quiet"];
+    let stdout = ok(run(&[&tune[..], &task, &["--shift", "rotate:30", "--json"]].concat(), &paths)?)?;
+    let v: serde_json::Value = serde_json::from_slice(&stdout)?;
+    assert_eq!((v["schema"].as_str(), v["shift"].as_str()), (Some("tune/1"), Some("rotate:30-30")), "{v}");
+    let runs = v["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1);
+    // Digits' test split has 359 rows: 180 tune, the other 179 measure.
+    let target = runs[0]["target"].as_str().unwrap_or("");
+    assert_eq!(target, "180 rows of the test split of digits shifted by rotate:30-30");
+    let curve = runs[0]["curve"].as_array().expect("curve");
+    assert_eq!(curve.iter().map(|p| p["iteration"].as_u64().unwrap_or(99)).collect::<Vec<_>>(), [0, 1, 2]);
+    for p in curve {
+        for key in ["held_out_shifted_accuracy", "tuning_half_accuracy", "iid_test_accuracy"] {
+            assert!((0.0..=1.0).contains(&p[key].as_f64().unwrap_or(-1.0)), "{key}: {p}");
+        }
+    }
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(out.join("meta.json"))?)?["tuning"]["iterations"],
+        2
+    );
+
+    // A malformed shift is a usage error (clap, status 2) naming the accepted forms; a data set without a
+    // shifted split, or --shift on another data set's test split, exits 1 with a message.
+    let cases: [(&[&str], i32, &str); 3] = [
+        (&["task:digits", "--shift", "rotate:abc"], 2, "rotate:MIN-MAX"),
+        (&["task:digits"], 1, "digits has no shifted split: name a shifted target with --shift"),
+        (&["task:uci-heart", "--shift", "rotate:30"], 1, "held out only for the trajectory set's own"),
+    ];
+    for (extra, code, needle) in cases {
+        let o = run(&[&tune[..], &["--quiet", "--reward"], extra].concat(), &paths)?;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{extra:?}: {stderr}");
+        assert!(stderr.contains(needle) && !stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
 fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::error::Error>> {
     let output = weightflow()
         .args(["eval-shift", "--dataset", "uci-heart", "--methods", "f-entropy,bbsd", "--sizes", "10,20"])

@@ -1,31 +1,39 @@
 //! `weightflow tune`: reward fine-tuning of a meta-model by adjoint matching (METHOD.md §3).
 //!
 //! Rewards (`--reward`), over the trajectory set's data set standardised as its base runs saw it:
-//! * `task:SPEC` — r = −mean CE on one half of SPEC's shifted split (UCI heart: the other hospitals'
-//!   `ood_test`), split in halves with `--split-seed`; the other half measures.
+//! * `task:SPEC` — r = −mean CE on one half of SPEC's shifted pool, split in halves with `--split-seed`; the
+//!   other half measures. The shifted pool is SPEC's own shifted split (UCI heart: the other hospitals'
+//!   `ood_test`), or, with `--shift` (the `data::Shift` forms of `eval-shift --shift`: `rotate:MIN-MAX`,
+//!   `noise:SIGMA`, `classes:C1,C2,…`, `corners:K`), SPEC's *test* split — which the base runs never trained
+//!   on — corrupted by that shift in raw units (seeded by `--split-seed`), e.g.
+//!   `--reward task:digits --shift rotate:30` (every test image rotated by ±30°). With `--shift`, SPEC must be
+//!   the trajectory set's own data set. Data sets without a shifted split (digits, MNIST) need `--shift`.
 //! * `cdc:ood`, `cdc:iid`, `cdc:both` — r = −ℓ_cdc(θ; P, Q) (DCE weight `--q-weight`) with P = the train split, f = the final weights of
-//!   trajectory run `--f-run`, Q = a window of `--window` rows of the shifted split (ood) or of the iid test
-//!   split; `both` tunes one model per window (`OUT/ood`, `OUT/iid`) and plots them side by side.
+//!   trajectory run `--f-run`, Q = a window of `--window` rows of the shifted pool (ood; as for `task`, the
+//!   data set's shifted split or, with `--shift`, its shifted test split) or of the iid test split; `both`
+//!   tunes one model per window (`OUT/ood`, `OUT/iid`) and plots them side by side.
 //!
 //! Every `--eval-every` iterations (and before the first) `--eval-n` classifiers are generated with the ODE
 //! sampler and measured: task — mean accuracy on the held-out half and on the iid test split; cdc — mean
 //! agreement with f on P and disagreement with f on Q. The progress bar shows reward, loss and the accuracy
 //! of the iteration's SDE samples on the tuning half (task) or their agreement on P (cdc).
 //!
-//! JSON (schema `tune/1`): `runs` — per tuned model `out`, `reward`, `lambda`, `iterations`, `seconds`,
-//! `curve` (per evaluation: `iteration` and the metrics above), `settings`.
+//! JSON (schema `tune/1`): `runs` — per tuned model `name`, `out`, `reward`, `target` (the rows the reward
+//! sees, in words), `lambda`, `iterations`, `seconds`, `curve` (per evaluation: `iteration` and the metrics
+//! above); `shift` (`--shift` as written, or null); `settings`.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use ndarray::{Array1, Array2};
+use rand::Rng as _;
 use serde_json::{json, Value};
 use weightflow::classifier::{Activation, Mlp};
-use weightflow::data::{sample_window, split_indices, Dataset, DatasetSpec};
+use weightflow::data::{sample_window, split_indices, Dataset, DatasetSpec, Shift, SHIFT_FORMS};
 use weightflow::eval::{accuracy_stats, svg_line_plot, EvalData};
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::rng;
-use weightflow::train::{device, DeviceKind, TrajectorySet};
+use weightflow::train::{device, DeviceKind, TrajectoryManifest, TrajectorySet};
 use weightflow::tune::{AdjointConfig, AdjointMatching, CdcReward, Reward, TaskReward};
 
 use crate::args::kebab;
@@ -61,9 +69,15 @@ pub struct Args {
     /// Seed of the trajectories (source samples, noise, time subsets).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Seed of the task halves and of the CDC window.
+    /// Seed of the task halves, of the CDC window and of --shift's corruption.
     #[arg(long, default_value_t = 0)]
     pub split_seed: u64,
+    /// The shifted target as a synthetic shift of the data set's held-out test split, in place of its own
+    /// shifted split (needed for digits and MNIST, which have none): rotate:MIN-MAX (degrees, random sign;
+    /// rotate:30 = ±30°), noise:SIGMA, classes:C1,C2,… or corners:K, as for eval-shift. The reward's and the
+    /// ood window's rows come from it; iid accuracy stays measured on the unshifted test split.
+    #[arg(long)]
+    pub shift: Option<Shift>,
     /// CDC: rows in the window Q.
     #[arg(long, default_value_t = 20)]
     pub window: usize,
@@ -111,6 +125,8 @@ type Measure = Box<dyn Fn(&Array2<f32>) -> CliResult<Vec<(&'static str, f64)>>>;
 struct Job {
     name: String,
     reward: Box<dyn Reward>,
+    /// The rows the reward sees, in words.
+    target: String,
     /// Metric names and their functions of generated weights `[M, D]`.
     /// The progress bar shows the first metric of the iteration's SDE samples.
     measure: Measure,
@@ -155,7 +171,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         write_plots(dir, &runs)?;
     }
     if args.json {
-        output::json(&json!({ "schema": "tune/1", "runs": runs, "settings": cfg }))?;
+        let shift = args.shift.as_ref().map(Shift::to_string);
+        output::json(&json!({ "schema": "tune/1", "runs": runs, "shift": shift, "settings": cfg }))?;
     }
     Ok(())
 }
@@ -167,15 +184,11 @@ fn jobs(args: &Args, set: &TrajectorySet, mlp: &Mlp, data: &EvalData) -> Result<
     match kind {
         "task" => {
             let spec = DatasetSpec::from_str(spec)?;
-            let shifted = spec.load(m.split_seed)?.shifted.ok_or(format!("{spec} has no shifted split"))?;
-            let shifted = m.standardizer.transform(&shifted)?;
+            let (shifted, pool) = shifted_pool(args, &spec, m)?;
             let halves = split_indices(shifted.len(), &[0.5, 0.5], &mut rng::stream(args.split_seed, 0x4841_4c46))?;
             let (tune_half, held_out) = (shifted.select(&halves[0]), shifted.select(&halves[1]));
-            output::say(format_args!(
-                "task reward on {} rows of {spec}'s shifted split; measured on the other {}",
-                tune_half.len(),
-                held_out.len()
-            ));
+            let target = format!("{} rows of {pool}", tune_half.len());
+            output::say(format_args!("task reward on {target}; measured on the other {}", held_out.len()));
             let reward = TaskReward::new(mlp.clone(), tune_half.x.clone(), &tune_half.y)?;
             let (mlp2, test) = (mlp.clone(), data.test.clone());
             let measure = move |th: &Array2<f32>| -> CliResult<Vec<(&'static str, f64)>> {
@@ -188,6 +201,7 @@ fn jobs(args: &Args, set: &TrajectorySet, mlp: &Mlp, data: &EvalData) -> Result<
             Ok(vec![Job {
                 name: "task".into(),
                 reward: Box::new(reward),
+                target,
                 measure: Box::new(measure),
                 out: args.out.clone(),
             }])
@@ -203,13 +217,13 @@ fn jobs(args: &Args, set: &TrajectorySet, mlp: &Mlp, data: &EvalData) -> Result<
             }
             let thetas = set.thetas();
             let f: Array1<f32> = thetas.slice(ndarray::s![args.f_run, thetas.dim().1 - 1, ..]).to_owned();
-            let shifted = m.standardizer.transform(
-                &DatasetSpec::from_str(&m.dataset)?.load(m.split_seed)?.shifted.ok_or("no shifted split")?,
-            )?;
+            let (shifted, shifted_name) = shifted_pool(args, &DatasetSpec::from_str(&m.dataset)?, m)?;
             windows
                 .into_iter()
                 .map(|w| {
-                    let pool: &Dataset = if w == "ood" { &shifted } else { &data.test };
+                    let (pool, pool_name): (&Dataset, &str) =
+                        if w == "ood" { (&shifted, &shifted_name) } else { (&data.test, "the iid test split") };
+                    let target = format!("P = the train split, Q = {} rows of {pool_name}", args.window);
                     let q = sample_window(pool, args.window, &mut rng::stream(args.split_seed, 0x5749_4e44))?;
                     let reward = CdcReward::new(mlp.clone(), f.view(), data.train.x.view(), q.x.view(), args.q_weight)?;
                     let r2 = reward.clone();
@@ -221,12 +235,40 @@ fn jobs(args: &Args, set: &TrajectorySet, mlp: &Mlp, data: &EvalData) -> Result<
                         ])
                     };
                     let out = if spec == "both" { args.out.join(w) } else { args.out.clone() };
-                    Ok(Job { name: format!("cdc:{w}"), reward: Box::new(reward), measure: Box::new(measure), out })
+                    let name = format!("cdc:{w}");
+                    Ok(Job { name, reward: Box::new(reward), target, measure: Box::new(measure), out })
                 })
                 .collect()
         }
         _ => Err(format!("--reward {}: expected task:SPEC or cdc:ood|iid|both", args.reward).into()),
     }
+}
+
+/// The shifted pool of `spec`, standardised as the base runs saw their data, and its name: `--shift` applied to
+/// `spec`'s test split (held out from the base runs), else `spec`'s own shifted split.
+fn shifted_pool(args: &Args, spec: &DatasetSpec, m: &TrajectoryManifest) -> CliResult<(Dataset, String)> {
+    let splits = spec.load(m.split_seed)?;
+    let (raw, name) = match &args.shift {
+        Some(shift) => {
+            let own = DatasetSpec::from_str(&m.dataset)?;
+            if *spec != own {
+                return Err(format!(
+                    "--shift corrupts the test split of {spec}, which is held out only for the trajectory set's own data \
+                     set ({own}): use task:{own}"
+                )
+                .into());
+            }
+            let seed = rng::stream(args.split_seed, 0x5348_4946).random();
+            (shift.apply(&splits.test, seed)?, format!("the test split of {spec} shifted by {shift}"))
+        }
+        None => {
+            let shifted = splits.shifted.ok_or_else(|| {
+                format!("{spec} has no shifted split: name a shifted target with --shift ({SHIFT_FORMS}; e.g. --shift rotate:30)")
+            })?;
+            (shifted, format!("the shifted split of {spec}"))
+        }
+    };
+    Ok((m.standardizer.transform(&raw)?, name))
 }
 
 fn mean_accuracy(mlp: &Mlp, thetas: &Array2<f32>, d: &Dataset) -> Result<f64, Box<dyn std::error::Error>> {
@@ -280,7 +322,7 @@ fn tune_one(
     let rec = tuned.tuning().expect("a tuned model records its tuning");
     output::say(format_args!("wrote {} ({:.1} s of tuning)", job.out.display(), rec.seconds));
     Ok(json!({
-        "name": job.name, "out": job.out, "reward": rec.reward, "lambda": rec.lambda,
+        "name": job.name, "out": job.out, "reward": rec.reward, "target": job.target, "lambda": rec.lambda,
         "iterations": rec.iterations, "seconds": rec.seconds, "curve": curve,
     }))
 }
