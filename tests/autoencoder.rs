@@ -9,8 +9,8 @@ use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::{DatasetSpec, Standardizer};
 use weightflow::eval::reconstruction_accuracy;
 use weightflow::flow::{
-    autoencoder_inputs, train_autoencoder, AutoencoderConfig, Error, WeightAutoencoder, AUTOENCODER_MANIFEST,
-    AUTOENCODER_WEIGHTS,
+    autoencoder_inputs, train_autoencoder, AutoencoderConfig, Error, FunctionData, WeightAutoencoder,
+    AUTOENCODER_MANIFEST, AUTOENCODER_WEIGHTS,
 };
 use weightflow::rng;
 use weightflow::space::Layout;
@@ -53,7 +53,7 @@ fn small_config(steps: usize) -> AutoencoderConfig {
 fn tiny() -> Result<(Layout, Array3<f32>, WeightAutoencoder), Error> {
     let layout = Layout::parse("2-3-2")?;
     let traj = synthetic_runs(&layout, 64, 1);
-    let ae = train_autoencoder(&layout, traj.view(), &small_config(300), &Device::Cpu, &mut |_, _, _| {})?;
+    let ae = train_autoencoder(&layout, traj.view(), &small_config(300), None, &Device::Cpu, &mut |_, _, _| {})?;
     Ok((layout, traj, ae))
 }
 
@@ -91,7 +91,7 @@ fn decoded_heart_classifiers_keep_the_originals_accuracy() -> TestResult {
         seed: 0,
         ..AutoencoderConfig::default()
     };
-    let ae = train_autoencoder(&layout, runs.thetas.view(), &ae_cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    let ae = train_autoencoder(&layout, runs.thetas.view(), &ae_cfg, None, &Device::Cpu, &mut |_, _, _| {})?;
     let finals = autoencoder_inputs(&layout, runs.thetas.view(), &ae_cfg)?;
     let held = finals.slice(s![512 - 64.., ..]);
     let decoded = ae.reconstruct(held)?;
@@ -157,7 +157,7 @@ fn decoder_vjp_matches_finite_differences() -> TestResult {
 fn save_load_round_trip_and_refusals() -> TestResult {
     let (layout, traj, ae) = tiny()?;
     // Same seed, same model.
-    let again = train_autoencoder(&layout, traj.view(), &small_config(300), &Device::Cpu, &mut |_, _, _| {})?;
+    let again = train_autoencoder(&layout, traj.view(), &small_config(300), None, &Device::Cpu, &mut |_, _, _| {})?;
     let thetas = traj.slice(s![.., 1, ..]).to_owned();
     assert_eq!(ae.reconstruct(thetas.view())?, again.reconstruct(thetas.view())?);
     // The latents stay in (−1, 1) and the synthetic finals reconstruct closely.
@@ -211,7 +211,7 @@ fn bad_input_is_refused_with_clear_errors() -> TestResult {
     assert!(matches!(e, Error::Shape { what: "cotangent", .. }), "{e}");
 
     let train = |cfg: &AutoencoderConfig, traj: &Array3<f32>| {
-        train_autoencoder(&layout, traj.view(), cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap_err()
+        train_autoencoder(&layout, traj.view(), cfg, None, &Device::Cpu, &mut |_, _, _| {}).unwrap_err()
     };
     let e = train(&AutoencoderConfig { latent_dim: 0, ..small_config(10) }, &traj);
     assert!(matches!(e, Error::Config { field: "latent_dim", .. }), "{e}");
@@ -223,5 +223,72 @@ fn bad_input_is_refused_with_clear_errors() -> TestResult {
     assert!(matches!(e, Error::Shape { what: "trajectories", .. }), "{e}");
     let e = train(&AutoencoderConfig { lr: 1e30, ..small_config(10) }, &traj);
     assert!(matches!(e, Error::Diverged { .. }), "{e}");
+    Ok(())
+}
+
+#[test]
+fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> TestResult {
+    let s = DatasetSpec::Digits.load(0)?;
+    let st = Standardizer::fit(&s.train.x)?;
+    let (train, val, test) = (st.transform(&s.train)?, st.transform(&s.val)?, st.transform(&s.test)?);
+    let layout = Layout::parse("64-16-10")?;
+    let cfg = TrainConfig {
+        runs: 96,
+        checkpoints: 1,
+        epochs: 15,
+        batch_size: 64,
+        lr: 3e-3,
+        l2: 1e-3,
+        ..TrainConfig::default()
+    };
+    let runs = train_runs(
+        &layout,
+        &cfg,
+        TrainData { x: train.x.view(), y: &train.y },
+        TrainData { x: val.x.view(), y: &val.y },
+        &Device::Cpu,
+        &mut |_| {},
+    )?;
+    // A 4-dimensional latent cannot hold 64 digit classifiers exactly: reconstruction must trade, and the
+    // functional term decides what for (docs/FLOW.md measures the same on the full digits set).
+    let base = AutoencoderConfig {
+        latent_dim: 4,
+        hidden: vec![64],
+        steps: 400,
+        batch_size: 32,
+        lr: 3e-3,
+        heldout: 32,
+        seed: 1,
+        ..AutoencoderConfig::default()
+    };
+    let function = FunctionData { activation: Activation::Relu, x: train.x.view() };
+    let finals = autoencoder_inputs(&layout, runs.thetas.view(), &base)?;
+    let seen = finals.slice(s![..64, ..]);
+    let mlp = Mlp::new(layout.clone(), Activation::Relu);
+    let agreement = |w: f64| -> Result<f64, Box<dyn std::error::Error>> {
+        let cfg = AutoencoderConfig { function_weight: w, ..base.clone() };
+        let ae = train_autoencoder(&layout, runs.thetas.view(), &cfg, Some(function), &Device::Cpu, &mut |_, _, _| {})?;
+        Ok(reconstruction_accuracy(&mlp, seen, ae.reconstruct(seen)?.view(), test.x.view(), &test.y)?.agreement)
+    };
+    let (plain, functional) = (agreement(0.0)?, agreement(1.0)?);
+    eprintln!("agreement of decoded with original classifiers: weights only {plain:.4}, with the functional term {functional:.4}");
+    assert!(functional > plain + 0.02, "{plain:.4} → {functional:.4}");
+
+    // The term needs data of the classifiers' input width.
+    let cfg = AutoencoderConfig { function_weight: 1.0, steps: 1, ..base.clone() };
+    for f in [None, Some(FunctionData { activation: Activation::Relu, x: test.x.slice(s![.., ..3]) })] {
+        let e = train_autoencoder(&layout, runs.thetas.view(), &cfg, f, &Device::Cpu, &mut |_, _, _| {}).unwrap_err();
+        assert!(matches!(e, Error::Config { field: "function_weight", .. }), "{e}");
+    }
+    let e = train_autoencoder(
+        &layout,
+        runs.thetas.view(),
+        &AutoencoderConfig { function_weight: -1.0, ..cfg },
+        None,
+        &Device::Cpu,
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Config { field: "function_weight", .. }), "{e}");
     Ok(())
 }

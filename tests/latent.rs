@@ -48,7 +48,7 @@ fn autoencoder(layout: &Layout, traj: &Array3<f32>, seed: u64) -> Result<WeightA
         seed,
         ..AutoencoderConfig::default()
     };
-    train_autoencoder(layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})
+    train_autoencoder(layout, traj.view(), &cfg, None, &Device::Cpu, &mut |_, _, _| {})
 }
 
 fn latent_config(steps: usize) -> MetaTrainConfig {

@@ -10,6 +10,9 @@ pub enum Error {
     /// The ONNX export refused the network.
     #[error(transparent)]
     Onnx(#[from] crate::onnx::OnnxError),
+    /// The base classifiers could not be evaluated (the autoencoder's functional term).
+    #[error(transparent)]
+    Train(#[from] crate::train::Error),
     /// A candle operation failed; `op` names what the flow code was doing.
     #[error("{op}: {source}")]
     Candle {

@@ -43,7 +43,7 @@ mod train;
 
 pub use align::align_trajectories;
 pub use autoenc::{
-    autoencoder_inputs, train_autoencoder, AutoencoderConfig, AutoencoderManifest, WeightAutoencoder,
+    autoencoder_inputs, train_autoencoder, AutoencoderConfig, AutoencoderManifest, FunctionData, WeightAutoencoder,
     AUTOENCODER_FORMAT, AUTOENCODER_MANIFEST, AUTOENCODER_VERSION, AUTOENCODER_WEIGHTS,
 };
 pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDPOINT_MIN_GAP};

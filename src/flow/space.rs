@@ -176,7 +176,7 @@ mod tests {
         let traj = runs(&layout);
         let ae_cfg =
             AutoencoderConfig { latent_dim: 3, hidden: vec![8], steps: 20, heldout: 4, ..AutoencoderConfig::default() };
-        let ae = train_autoencoder(&layout, traj.view(), &ae_cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap();
+        let ae = train_autoencoder(&layout, traj.view(), &ae_cfg, None, &Device::Cpu, &mut |_, _, _| {}).unwrap();
         let cfg = MetaTrainConfig { steps: 2, source: SourceKind::Gaussian, ..MetaTrainConfig::default() };
         let latent = train_meta_latent(&layout, traj.view(), &ae, &cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap();
         let weights = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {}).unwrap();

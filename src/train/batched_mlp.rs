@@ -16,6 +16,30 @@ pub struct BatchedMlp {
     biases: Vec<Var>,
 }
 
+/// The batched MLP pass over per-layer `(W [R, out, in], b [R, 1, out])` from `x` `[R, B, in]`.
+fn forward_layers(
+    activation: Activation,
+    layers: impl ExactSizeIterator<Item = (Tensor, Tensor)>,
+    x: Tensor,
+) -> Result<Tensor, Error> {
+    let last = layers.len() - 1;
+    let mut h = x;
+    for (i, (w, b)) in layers.enumerate() {
+        // [R, B, in] · [R, in, out]: the transposed view is a strided batched GEMM, no copy.
+        h = h.matmul(&w.transpose(1, 2).op("transposing weights")?).op("batched matmul")?;
+        h = h.broadcast_add(&b).op("adding bias")?;
+        if i < last {
+            h = match activation {
+                Activation::Relu => h.relu(),
+                Activation::Tanh => h.tanh(),
+                Activation::Silu => h.silu(),
+            }
+            .op("activation")?;
+        }
+    }
+    Ok(h)
+}
+
 impl BatchedMlp {
     /// Builds R classifiers from the rows of `thetas: [R, D]` (flat layout of [`Layout`]).
     pub fn from_thetas(
@@ -56,22 +80,34 @@ impl BatchedMlp {
 
     /// Logits `[R, B, C]` for per-run inputs `x: [R, B, in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, Error> {
-        let mut h = x.clone();
-        let last = self.layout.n_layers() - 1;
-        for (i, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
-            // [R, B, in] · [R, in, out]: the transposed view is a strided batched GEMM, no copy.
-            h = h.matmul(&w.as_tensor().transpose(1, 2).op("transposing weights")?).op("batched matmul")?;
-            h = h.broadcast_add(b.as_tensor()).op("adding bias")?;
-            if i < last {
-                h = match self.activation {
-                    Activation::Relu => h.relu(),
-                    Activation::Tanh => h.tanh(),
-                    Activation::Silu => h.silu(),
-                }
-                .op("activation")?;
-            }
+        let layers = self.weights.iter().zip(&self.biases).map(|(w, b)| (w.as_tensor().clone(), b.as_tensor().clone()));
+        forward_layers(self.activation, layers, x.clone())
+    }
+
+    /// Logits `[R, N, C]` of the R classifiers in the rows of `thetas` `[R, D]` (a tensor, so gradients flow
+    /// back to whatever computed it, e.g. a decoder) on shared inputs `x` `[N, in]`.
+    pub fn logits_of_flat(
+        layout: &Layout,
+        activation: Activation,
+        thetas: &Tensor,
+        x: &Tensor,
+    ) -> Result<Tensor, Error> {
+        let (r, d) = thetas.dims2().op("thetas shape")?;
+        if d != layout.dim() {
+            return Err(crate::space::Error::Dim { expected: layout.dim(), got: d }.into());
         }
-        Ok(h)
+        let (n, inp) = x.dims2().op("inputs shape")?;
+        let layers = (0..layout.n_layers())
+            .map(|i| {
+                let (w, b) = layout.layer(i);
+                let wt = thetas.narrow(1, w.offset, w.len())?.reshape((r, w.shape[0], w.shape[1]))?;
+                let bt = thetas.narrow(1, b.offset, b.len())?.reshape((r, 1, b.len()))?;
+                Ok((wt, bt))
+            })
+            .collect::<candle_core::Result<Vec<_>>>()
+            .op("slicing flat weights")?;
+        let x = x.unsqueeze(0).and_then(|x| x.broadcast_as((r, n, inp))).and_then(|x| x.contiguous()).op("inputs")?;
+        forward_layers(activation, layers.into_iter(), x)
     }
 
     /// Sum over runs of each run's mean cross entropy, for logits `[R, B, C]` and labels `[R, B]` (u32).
@@ -120,5 +156,41 @@ impl BatchedMlp {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::{Device, Tensor};
+    use ndarray::Array2;
+    use rand::Rng as _;
+
+    use super::*;
+    use crate::classifier::Mlp;
+    use crate::rng;
+
+    #[test]
+    fn logits_of_flat_weights_equal_the_native_forward() {
+        let layout = Layout::parse("5-7-3-4").unwrap();
+        let mut r = rng::rng(8);
+        let thetas = Array2::from_shape_fn((6, layout.dim()), |_| r.random_range(-1.0f32..1.0));
+        let x = Array2::from_shape_fn((9, 5), |_| r.random_range(-2.0f32..2.0));
+        for act in [Activation::Relu, Activation::Tanh, Activation::Silu] {
+            let want = Mlp::new(layout.clone(), act).logits(thetas.view(), x.view()).unwrap();
+            let t = Tensor::from_slice(thetas.as_slice().unwrap(), thetas.dim(), &Device::Cpu).unwrap();
+            let xt = Tensor::from_slice(x.as_slice().unwrap(), x.dim(), &Device::Cpu).unwrap();
+            let got = BatchedMlp::logits_of_flat(&layout, act, &t, &xt).unwrap().to_vec3::<f32>().unwrap();
+            for (m, rows) in got.iter().enumerate() {
+                for (b, row) in rows.iter().enumerate() {
+                    for (c, v) in row.iter().enumerate() {
+                        let w = want[[m, b, c]];
+                        assert!((v - w).abs() <= 1e-5 * (1.0 + w.abs()), "{act:?} [{m},{b},{c}]: {v} vs {w}");
+                    }
+                }
+            }
+        }
+        let bad = Tensor::zeros((2, layout.dim() + 1), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let x = Tensor::zeros((1, 5), candle_core::DType::F32, &Device::Cpu).unwrap();
+        assert!(BatchedMlp::logits_of_flat(&layout, Activation::Relu, &bad, &x).is_err());
     }
 }

@@ -11,7 +11,7 @@ use ndarray::s;
 use serde_json::json;
 use weightflow::classifier::Mlp;
 use weightflow::eval::{reconstruction_accuracy, EvalData, ReconstructionAccuracy};
-use weightflow::flow::{autoencoder_inputs, train_autoencoder, AutoencoderConfig, WeightAutoencoder};
+use weightflow::flow::{autoencoder_inputs, train_autoencoder, AutoencoderConfig, FunctionData, WeightAutoencoder};
 use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::{kebab, widths};
@@ -44,6 +44,13 @@ pub struct Args {
     /// Runs (the last ones) held out of training to measure reconstruction.
     #[arg(long)]
     pub heldout: Option<usize>,
+    /// Weight of the functional term: KL from each original classifier's predictions to its reconstruction's
+    /// on the training split (0: weight-space reconstruction error only).
+    #[arg(long)]
+    pub function_weight: Option<f64>,
+    /// Training rows per step in the functional term.
+    #[arg(long)]
+    pub function_rows: Option<usize>,
     /// Skip the weight-matching alignment of the runs.
     #[arg(long)]
     pub no_align: bool,
@@ -75,6 +82,8 @@ impl Args {
         c.batch_size = self.batch_size.unwrap_or(c.batch_size);
         c.lr = self.lr.unwrap_or(c.lr);
         c.heldout = self.heldout.unwrap_or(c.heldout);
+        c.function_weight = self.function_weight.unwrap_or(c.function_weight);
+        c.function_rows = self.function_rows.unwrap_or(c.function_rows);
         Ok(c)
     }
 }
@@ -112,8 +121,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         cfg.steps
     ));
     let dev = device(args.device)?;
+    let data = EvalData::from_manifest(m)?;
+    let function = FunctionData { activation: m.activation, x: data.train.x.view() };
     let bar = output::progress(cfg.steps as u64, "train-vae", args.quiet);
-    let ae = train_autoencoder(&m.layout, set.thetas(), &cfg, &dev, &mut |step, _total, loss| {
+    let ae = train_autoencoder(&m.layout, set.thetas(), &cfg, Some(function), &dev, &mut |step, _total, loss| {
         bar.set_position(step as u64);
         bar.set_prefix(format!("loss {loss:.5}"));
     })?;
@@ -131,7 +142,6 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let finals = autoencoder_inputs(&m.layout, set.thetas(), &cfg)?;
     let n_train = finals.nrows() - cfg.heldout;
     let mlp = Mlp::new(m.layout.clone(), m.activation);
-    let data = EvalData::from_manifest(m)?;
     let heldout = match cfg.heldout {
         0 => None,
         _ => Some(compare(&ae, &mlp, &data, finals.slice(s![n_train.., ..]))?),
