@@ -32,6 +32,18 @@ fn train_base_then_info_json_follow_the_output_contract() -> Result<(), Box<dyn 
     }
     // Ten classes: no AUROC, as null (not absent).
     assert!(f.get("val_auroc").is_some_and(|a| a.is_null()) && f["test_auroc"].is_null());
+    // A reader that goes away before the document is written (`… --json | head -0`) is not an error.
+    let mut child = weightflow()
+        .arg("info")
+        .arg(&out)
+        .arg("--json")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    drop(child.stdout.take());
+    let closed = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", closed.status);
     Ok(())
 }
 

@@ -64,6 +64,9 @@ impl FromStr for Shift {
     fn from_str(spec: &str) -> Result<Self> {
         let (kind, arg) = spec.split_once(':').ok_or_else(|| bad(spec, "expected KIND:ARGUMENT"))?;
         let shift = match kind {
+            "rotate" if arg.trim_start().starts_with('-') => {
+                return Err(bad(spec, "rotations are magnitudes (each image draws its sign): write e.g. rotate:5"));
+            }
             "rotate" => {
                 let (lo, hi) = arg.split_once('-').unwrap_or((arg, arg));
                 Shift::Rotate {
@@ -253,7 +256,7 @@ mod tests {
             assert_eq!(spec.parse::<Shift>()?.to_string(), spec);
         }
         assert_eq!("rotate:45".parse::<Shift>()?, Shift::Rotate { min_degrees: 45.0, max_degrees: 45.0 });
-        for bad in ["rotate", "spin:3", "rotate:60-30", "noise:-1", "noise:x", "classes:", "corners:0"] {
+        for bad in ["rotate", "spin:3", "rotate:60-30", "rotate:-5", "noise:-1", "noise:x", "classes:", "corners:0"] {
             let err = bad.parse::<Shift>().unwrap_err().to_string();
             assert!(err.contains(bad) && err.contains("accepted:"), "{bad}: {err}");
         }

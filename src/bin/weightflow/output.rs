@@ -25,8 +25,14 @@ pub fn error(e: &(dyn std::error::Error + 'static)) {
 
 /// One JSON document on stdout.
 pub fn json<T: Serialize>(value: &T) -> Result<(), Box<dyn std::error::Error>> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        // The reader went away (`… --json | head`): nobody is left to tell, and `println!` would panic.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 /// A progress bar on stderr (drawn only on a terminal; hidden with `quiet`).
