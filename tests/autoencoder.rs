@@ -6,7 +6,7 @@ use candle_core::Device;
 use ndarray::{s, Array2, Array3};
 use rand::Rng as _;
 use weightflow::classifier::{Activation, Mlp};
-use weightflow::data::{DatasetSpec, Standardizer};
+use weightflow::data::{Dataset, DatasetSpec, Standardizer};
 use weightflow::eval::reconstruction_accuracy;
 use weightflow::flow::{
     autoencoder_inputs, train_autoencoder, AutoencoderConfig, Error, FunctionData, WeightAutoencoder,
@@ -14,27 +14,13 @@ use weightflow::flow::{
 };
 use weightflow::rng;
 use weightflow::space::Layout;
-use weightflow::train::{train_runs, TrainConfig, TrainData};
+use weightflow::train::{train_runs, TrainConfig, TrainData, TrainedRuns};
+
+#[path = "support/subspace_runs.rs"]
+mod subspace;
+use subspace::subspace_runs;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// `[R, 2, D]` for `layout`: uniform inits, finals on a 3-dimensional affine subspace plus a little noise, so a
-/// small latent can hold them.
-fn synthetic_runs(layout: &Layout, runs: usize, seed: u64) -> Array3<f32> {
-    let d = layout.dim();
-    let mut r = rng::rng(seed);
-    let basis: Vec<Vec<f32>> = (0..4).map(|_| (0..d).map(|_| r.random_range(-1.0..1.0)).collect()).collect();
-    let mut traj = Array3::zeros((runs, 2, d));
-    for run in 0..runs {
-        let c: Vec<f32> = (0..3).map(|_| r.random_range(-1.0..1.0)).collect();
-        for j in 0..d {
-            traj[[run, 0, j]] = r.random_range(-1.0..1.0);
-            let fin = basis[0][j] + (0..3).map(|i| c[i] * basis[i + 1][j]).sum::<f32>();
-            traj[[run, 1, j]] = fin + 0.01 * r.random_range(-1.0..1.0);
-        }
-    }
-    traj
-}
 
 fn small_config(steps: usize) -> AutoencoderConfig {
     AutoencoderConfig {
@@ -52,17 +38,35 @@ fn small_config(steps: usize) -> AutoencoderConfig {
 
 fn tiny() -> Result<(Layout, Array3<f32>, WeightAutoencoder), Error> {
     let layout = Layout::parse("2-3-2")?;
-    let traj = synthetic_runs(&layout, 64, 1);
+    let traj = subspace_runs(&layout, 64, 1);
     let ae = train_autoencoder(&layout, traj.view(), &small_config(300), None, &Device::Cpu, &mut |_, _, _| {})?;
     Ok((layout, traj, ae))
 }
 
-#[test]
-fn decoded_heart_classifiers_keep_the_originals_accuracy() -> TestResult {
-    let s = DatasetSpec::UciHeart.load(0)?;
+/// `cfg.runs` base runs of `arch` on `spec`'s train split (validated on its val split), standardised as
+/// `train-base` does, with the standardised train and test splits.
+fn base_runs(
+    spec: DatasetSpec,
+    arch: &str,
+    cfg: &TrainConfig,
+) -> Result<(Layout, TrainedRuns, Dataset, Dataset), Box<dyn std::error::Error>> {
+    let s = spec.load(0)?;
     let st = Standardizer::fit(&s.train.x)?;
     let (train, val, test) = (st.transform(&s.train)?, st.transform(&s.val)?, st.transform(&s.test)?);
-    let layout = Layout::parse("9-8-2")?;
+    let layout = Layout::parse(arch)?;
+    let runs = train_runs(
+        &layout,
+        cfg,
+        TrainData { x: train.x.view(), y: &train.y },
+        TrainData { x: val.x.view(), y: &val.y },
+        &Device::Cpu,
+        &mut |_| {},
+    )?;
+    Ok((layout, runs, train, test))
+}
+
+#[test]
+fn decoded_heart_classifiers_keep_the_originals_accuracy() -> TestResult {
     let cfg = TrainConfig {
         runs: 512,
         checkpoints: 2,
@@ -72,14 +76,7 @@ fn decoded_heart_classifiers_keep_the_originals_accuracy() -> TestResult {
         l2: 3e-2,
         ..TrainConfig::default()
     };
-    let runs = train_runs(
-        &layout,
-        &cfg,
-        TrainData { x: train.x.view(), y: &train.y },
-        TrainData { x: val.x.view(), y: &val.y },
-        &Device::Cpu,
-        &mut |_| {},
-    )?;
+    let (layout, runs, _, test) = base_runs(DatasetSpec::UciHeart, "9-8-2", &cfg)?;
     let ae_cfg = AutoencoderConfig {
         latent_dim: 24,
         hidden: vec![128],
@@ -228,10 +225,6 @@ fn bad_input_is_refused_with_clear_errors() -> TestResult {
 
 #[test]
 fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> TestResult {
-    let s = DatasetSpec::Digits.load(0)?;
-    let st = Standardizer::fit(&s.train.x)?;
-    let (train, val, test) = (st.transform(&s.train)?, st.transform(&s.val)?, st.transform(&s.test)?);
-    let layout = Layout::parse("64-16-10")?;
     let cfg = TrainConfig {
         runs: 96,
         checkpoints: 1,
@@ -241,14 +234,7 @@ fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> 
         l2: 1e-3,
         ..TrainConfig::default()
     };
-    let runs = train_runs(
-        &layout,
-        &cfg,
-        TrainData { x: train.x.view(), y: &train.y },
-        TrainData { x: val.x.view(), y: &val.y },
-        &Device::Cpu,
-        &mut |_| {},
-    )?;
+    let (layout, runs, train, test) = base_runs(DatasetSpec::Digits, "64-16-10", &cfg)?;
     // A 4-dimensional latent cannot hold 64 digit classifiers exactly: reconstruction must trade, and the
     // functional term decides what for (docs/FLOW.md measures the same on the full digits set).
     let base = AutoencoderConfig {

@@ -207,20 +207,37 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     Ok(())
 }
 
-#[test]
-fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let (traj, meta, out) = (dir.path().join("t"), dir.path().join("m"), dir.path().join("tuned"));
-    let run = |args: &[&str], paths: &[&std::path::Path]| weightflow().args(args).args(paths).output();
-    let ok = |o: std::process::Output| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
-        Ok(o.stdout)
-    };
-    let base = ["train-base", "--dataset", "uci-heart", "--arch", "9-4-2", "--runs", "8", "--epochs", "2", "--quiet"];
+/// Runs the CLI with `args` followed by `paths`.
+fn run(args: &[&str], paths: &[&std::path::Path]) -> std::io::Result<std::process::Output> {
+    weightflow().args(args).args(paths).output()
+}
+
+/// A run's stdout, after asserting that it succeeded without a panic.
+fn ok(o: std::process::Output) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
+    Ok(o.stdout)
+}
+
+/// Under `dir`: a tiny trajectory set of `dataset` (8 runs of `arch`, 2 epochs), a briefly trained CFM
+/// meta-model over it, and a path for tuned output — `(trajectories, meta, out)`.
+fn tiny_set_and_meta(
+    dir: &std::path::Path,
+    dataset: &str,
+    arch: &str,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), Box<dyn std::error::Error>> {
+    let (traj, meta, out) = (dir.join("t"), dir.join("m"), dir.join("tuned"));
+    let base = ["train-base", "--dataset", dataset, "--arch", arch, "--runs", "8", "--epochs", "2", "--quiet"];
     ok(run(&[&base[..], &["--out"]].concat(), &[&traj])?)?;
     let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet", "--trajectories"];
     ok(run(&flow, &[&traj, std::path::Path::new("--out"), &meta])?)?;
+    Ok((traj, meta, out))
+}
+
+#[test]
+fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (traj, meta, out) = tiny_set_and_meta(dir.path(), "uci-heart", "9-4-2")?;
     let tune = ["tune", "--iters", "2", "--eval-every", "1", "--eval-n", "4", "--batch-size", "4", "--steps", "4"];
     let paths = [std::path::Path::new("--meta"), &meta, std::path::Path::new("--trajectories"), &traj];
     let stdout = ok(run(
@@ -253,17 +270,7 @@ fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), 
 #[test]
 fn tune_task_reward_towards_rotated_digits_and_refuses_bad_shifts() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let (traj, meta, out) = (dir.path().join("t"), dir.path().join("m"), dir.path().join("tuned"));
-    let run = |args: &[&str], paths: &[&std::path::Path]| weightflow().args(args).args(paths).output();
-    let ok = |o: std::process::Output| -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert!(o.status.success() && !stderr.contains("panicked"), "{stderr}");
-        Ok(o.stdout)
-    };
-    let base = ["train-base", "--dataset", "digits", "--arch", "64-4-10", "--runs", "8", "--epochs", "2", "--quiet"];
-    ok(run(&[&base[..], &["--out"]].concat(), &[&traj])?)?;
-    let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet", "--trajectories"];
-    ok(run(&flow, &[&traj, std::path::Path::new("--out"), &meta])?)?;
+    let (traj, meta, out) = tiny_set_and_meta(dir.path(), "digits", "64-4-10")?;
     let tune = ["tune", "--iters", "2", "--eval-every", "1", "--eval-n", "4", "--batch-size", "4", "--steps", "4"];
     let paths = [std::path::Path::new("--meta"), &meta, std::path::Path::new("--trajectories"), &traj];
     let paths = [&[std::path::Path::new("--out"), &out][..], &paths].concat();

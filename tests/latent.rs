@@ -7,34 +7,18 @@ use std::process::Command;
 
 use candle_core::Device;
 use ndarray::{s, Array1, Array2, Array3, ArrayView2, Axis};
-use rand::Rng as _;
 use weightflow::flow::{
     train_autoencoder, train_meta, train_meta_latent, AutoencoderConfig, Coupling, Error, LrSchedule, MetaModel,
     MetaTrainConfig, NetConfig, Objective, Sampler, WeightAutoencoder, AUTOENCODER_WEIGHTS, META_MANIFEST,
 };
-use weightflow::rng;
 use weightflow::space::{Layout, SourceKind};
 use weightflow::tune::{AdjointConfig, AdjointMatching, LinearReward, Reward};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+#[path = "support/subspace_runs.rs"]
+mod subspace;
+use subspace::subspace_runs;
 
-/// `[R, 2, D]`: uniform inits, finals b_0 + Σ_i c_i b_i on a 3-dimensional affine subspace (c_i uniform in
-/// ±1) plus a little noise, so a 4-dimensional latent holds them.
-fn subspace_runs(layout: &Layout, runs: usize, seed: u64) -> Array3<f32> {
-    let d = layout.dim();
-    let mut r = rng::rng(seed);
-    let basis: Vec<Vec<f32>> = (0..4).map(|_| (0..d).map(|_| r.random_range(-1.0..1.0)).collect()).collect();
-    let mut traj = Array3::zeros((runs, 2, d));
-    for run in 0..runs {
-        let c: Vec<f32> = (0..3).map(|_| r.random_range(-1.0..1.0)).collect();
-        for j in 0..d {
-            traj[[run, 0, j]] = r.random_range(-1.0..1.0);
-            let fin = basis[0][j] + (0..3).map(|i| c[i] * basis[i + 1][j]).sum::<f32>();
-            traj[[run, 1, j]] = fin + 0.01 * r.random_range(-1.0..1.0);
-        }
-    }
-    traj
-}
+type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn autoencoder(layout: &Layout, traj: &Array3<f32>, seed: u64) -> Result<WeightAutoencoder, Error> {
     let cfg = AutoencoderConfig {
