@@ -1,6 +1,7 @@
 //! The CLI end to end: `train-base` writes a trajectory set, `info --json` honours its output contract, and
 //! bad input exits with status 1 and a message (never a panic).
 
+use std::path::Path;
 use std::process::Command;
 
 #[path = "support/ort.rs"]
@@ -418,5 +419,58 @@ fn eval_shift_scores_synthetic_image_shifts_one_block_each() -> Result<(), Box<d
     assert!(String::from_utf8_lossy(&both.stderr).contains("exclusive"));
     let none = weightflow().args(["eval-shift", "--dataset", "digits", "--methods", "bbsd"]).output()?;
     assert!(String::from_utf8_lossy(&none.stderr).contains("--shift"));
+    Ok(())
+}
+
+#[test]
+fn tasks_train_a_context_conditioned_meta_model_that_eval_gen_scores_per_guidance(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let p = |name: &str| dir.path().join(name);
+    let base = ["train-base", "--dataset", "digits", "--arch", "64-8-10", "--runs", "6", "--epochs", "2", "--quiet"];
+    ok(run(&[&base[..], &["--out"]].concat(), &[&p("t0")])?)?;
+    ok(run(&[&base[..], &["--task", "rotate:90", "--out"]].concat(), &[&p("t90")])?)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(p("t90").join("manifest.json"))?)?;
+    assert_eq!(manifest["task"], "rotate:90-90");
+    let plain: serde_json::Value = serde_json::from_slice(&std::fs::read(p("t0").join("manifest.json"))?)?;
+    assert!(plain.get("task").is_none(), "an untransformed set writes no task");
+
+    let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet", "--json"];
+    let two: [&std::path::Path; 4] = [Path::new("--trajectories"), &p("t0"), Path::new("--trajectories"), &p("t90")];
+    let out = ok(run(
+        &[&flow[..], &["--context", "--context-size", "5", "--cond-dim", "4"]].concat(),
+        &[&two[..], &[Path::new("--out"), &p("m")]].concat(),
+    )?)?;
+    let v: serde_json::Value = serde_json::from_slice(&out)?;
+    assert_eq!(v["runs"], 12);
+    assert_eq!(v["tasks"], serde_json::json!(["digits", "digits rotate:90-90"]));
+    assert_eq!(v["config"]["context"]["set_size"], 5);
+
+    let eval = ["eval-gen", "-n", "8", "--best-of-k", "1", "--init-n", "0", "--steps", "6", "--guidance", "0,1,3"];
+    let out =
+        ok(run(&[&eval[..], &["--json", "--meta"]].concat(), &[&p("m"), Path::new("--trajectories"), &p("t90")])?)?;
+    let v: serde_json::Value = serde_json::from_slice(&out)?;
+    let c = &v["context"];
+    assert_eq!(c["task"], "digits rotate:90-90");
+    assert_eq!(c["conditioned"].as_array().map(Vec::len), Some(3));
+    // Guidance 0 is the unconditioned field: the same classifiers, the same accuracy.
+    assert_eq!(c["conditioned"][0]["mean"], c["unconditioned"]["mean"]);
+    assert_eq!(c["conditioned"][2]["guidance"], 3.0);
+
+    // Context flags without --context, sets of other architectures, and a context model's export: clear errors.
+    let o = run(
+        &[&flow[..], &["--context-size", "5", "--trajectories"]].concat(),
+        &[&p("t0"), Path::new("--out"), &p("x")],
+    )?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(1) && stderr.contains("need --context"), "{stderr}");
+    let narrow = ["train-base", "--dataset", "digits", "--arch", "64-4-10", "--runs", "6", "--epochs", "2", "--quiet"];
+    ok(run(&[&narrow[..], &["--out"]].concat(), &[&p("t4")])?)?;
+    let o = run(
+        &flow,
+        &[Path::new("--trajectories"), &p("t0"), Path::new("--trajectories"), &p("t4"), Path::new("--out"), &p("x")],
+    )?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(1) && stderr.contains("cannot join"), "{stderr}");
     Ok(())
 }

@@ -240,7 +240,7 @@ fn save_load_round_trip_and_refusals() -> TestResult {
         Ok(())
     };
     edit(&|v| v["format"] = "something.else".into(), "format check failed")?;
-    edit(&|v| v["version"] = 3.into(), "version check failed")?;
+    edit(&|v| v["version"] = 4.into(), "version check failed")?;
     // Version 2 is a latent-space model: without its latent record the file is inconsistent.
     edit(&|v| v["version"] = 2.into(), "without a latent record")?;
     edit(

@@ -32,6 +32,19 @@ impl Splits {
         Ok(Self::from_parts(data, &parts))
     }
 
+    /// Every split transformed by `shift` (a *task*: base runs trained on rotated digits, say). Split j
+    /// (train 0, val 1, test 2, shifted pool 3) draws its randomness from `seed + j`, so the same seed gives the
+    /// same rows wherever the task is rebuilt (training, evaluation, context sets).
+    pub fn shifted(&self, shift: &super::Shift, seed: u64) -> Result<Self> {
+        let apply = |d: &Dataset, j: u64| shift.apply(d, seed.wrapping_add(j));
+        Ok(Splits {
+            train: apply(&self.train, 0)?,
+            val: apply(&self.val, 1)?,
+            test: apply(&self.test, 2)?,
+            shifted: self.shifted.as_ref().map(|d| apply(d, 3)).transpose()?,
+        })
+    }
+
     fn from_parts(data: &Dataset, parts: &[Vec<usize>]) -> Self {
         Splits {
             train: data.select(&parts[0]),

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use super::Error;
-use crate::data::{Dataset, DatasetSpec, Standardizer};
+use crate::data::{Dataset, DatasetSpec, Shift, Standardizer};
 use crate::train::TrajectoryManifest;
 
 /// Standardised train/val/test splits. In a [`GenerationReport`](super::GenerationReport): `train` is P (the
@@ -23,7 +23,17 @@ pub struct EvalData {
 impl EvalData {
     /// Loads `dataset` split with `split_seed` and applies `standardizer` to every split.
     pub fn load(dataset: &DatasetSpec, split_seed: u64, standardizer: &Standardizer) -> Result<Self, Error> {
-        let splits = dataset.load(split_seed)?;
+        Self::load_task(dataset, None, split_seed, standardizer)
+    }
+
+    /// Like [`Self::load`] for the splits transformed by `task` ([`DatasetSpec::load_task`]).
+    pub fn load_task(
+        dataset: &DatasetSpec,
+        task: Option<&Shift>,
+        split_seed: u64,
+        standardizer: &Standardizer,
+    ) -> Result<Self, Error> {
+        let splits = dataset.load_task(split_seed, task)?;
         Ok(Self {
             train: standardizer.transform(&splits.train)?,
             val: standardizer.transform(&splits.val)?,
@@ -31,9 +41,11 @@ impl EvalData {
         })
     }
 
-    /// The splits a trajectory set was trained and scored on (its manifest's data set, split seed, standardiser).
+    /// The splits a trajectory set was trained and scored on (its manifest's data set, task, split seed,
+    /// standardiser).
     pub fn from_manifest(manifest: &TrajectoryManifest) -> Result<Self, Error> {
         let spec = DatasetSpec::from_str(&manifest.dataset)?;
-        Self::load(&spec, manifest.split_seed, &manifest.standardizer)
+        let task = manifest.task.as_deref().map(Shift::from_str).transpose()?;
+        Self::load_task(&spec, task.as_ref(), manifest.split_seed, &manifest.standardizer)
     }
 }

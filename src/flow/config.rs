@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Coupling, Error, NetConfig, Result};
+use super::{ContextConfig, Coupling, Error, NetConfig, Result};
 use crate::space::SourceKind;
 
 /// The training objective (METHOD.md §2).
@@ -84,6 +84,10 @@ pub struct MetaTrainConfig {
     pub sigma: f32,
     /// Seed of every random draw (init, alignment, minibatches).
     pub seed: u64,
+    /// Context conditioning (module `context`; the conditioning width is `net.cond_dim`). None: the
+    /// unconditioned meta-model (and the field is absent from files, which older builds therefore still read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<ContextConfig>,
 }
 
 impl Default for MetaTrainConfig {
@@ -115,17 +119,38 @@ impl MetaTrainConfig {
             ema_decay: Some(0.999),
             sigma: 1e-2,
             seed: 0,
+            context: None,
         }
     }
 
     /// Checks the settings against trajectories with `k` checkpoint intervals (K).
     pub fn validate(&self, k: usize) -> Result<()> {
         self.net.validate()?;
-        if self.net.cond_dim != 0 {
-            return Err(Error::Config {
-                field: "cond_dim",
-                reason: "train_meta does not train context-conditioned nets (issue 4): set cond_dim to 0".into(),
-            });
+        match &self.context {
+            None if self.net.cond_dim != 0 => {
+                return Err(Error::Config {
+                    field: "cond_dim",
+                    reason: "a conditioning width without context settings: set cond_dim to 0 or give `context`".into(),
+                })
+            }
+            Some(_) if self.net.cond_dim == 0 => {
+                return Err(Error::Config {
+                    field: "cond_dim",
+                    reason: "context conditioning needs a conditioning width cond_dim ≥ 1".into(),
+                })
+            }
+            Some(_) if self.objective != Objective::Cfm => {
+                return Err(Error::Config {
+                    field: "context",
+                    reason: format!(
+                        "context conditioning trains with CFM, not {:?} (MMFM and JKO chain checkpoints of single \
+                         runs that a per-task context would have to follow)",
+                        self.objective
+                    ),
+                })
+            }
+            Some(c) => c.validate()?,
+            None => {}
         }
         if self.steps == 0 {
             return Err(Error::Config { field: "steps", reason: "must be ≥ 1".into() });

@@ -7,9 +7,10 @@
 //! * A latent-space model (module `space`) also holds its autoencoder, `autoencoder.safetensors` +
 //!   `autoencoder.json`, whose weights' sha256 the manifest's [`LatentRecord`] pins.
 //!
-//! Versions: 1 is a weight-space model; 2 adds the latent record. A weight-space model is still written as
-//! version 1, so builds from before latent models read it; a latent model is version 2, so those builds refuse
-//! it with a version error instead of misreading it.
+//! Versions: 1 is a weight-space model; 2 adds the latent record; 3 adds context conditioning (the
+//! `training.context` settings and the encoder's `context.*` tensors). Each model is written with the lowest
+//! version that holds it, so builds from before a feature still read models without it and refuse models with
+//! it by their version instead of misreading them.
 //!
 //! Every file is written atomically (temporary file, then rename), weights first and `meta.json` last, so a
 //! manifest never points at weights that are not there. Loading refuses a wrong format, version or checksum, and a weights
@@ -31,9 +32,20 @@ use crate::space::{Layout, SourceKind};
 /// The manifest's `format` field.
 pub const META_FORMAT: &str = "weightflow.meta";
 /// The newest manifest version this build writes and reads (see the module documentation).
-pub const META_VERSION: u32 = 2;
+pub const META_VERSION: u32 = 3;
 /// The version of a weight-space model's manifest.
 const META_VERSION_WEIGHTS: u32 = 1;
+/// The version of a latent-space model's manifest without context conditioning.
+const META_VERSION_LATENT: u32 = 2;
+
+/// The lowest manifest version that holds a model with (or without) a latent record and context conditioning.
+fn version_for(latent: bool, context: bool) -> u32 {
+    match (latent, context) {
+        (_, true) => META_VERSION,
+        (true, false) => META_VERSION_LATENT,
+        (false, false) => META_VERSION_WEIGHTS,
+    }
+}
 /// The weights file in a model directory.
 pub const META_WEIGHTS: &str = "meta.safetensors";
 /// The manifest file in a model directory.
@@ -44,7 +56,7 @@ pub const META_MANIFEST: &str = "meta.json";
 pub struct MetaManifest {
     /// Always [`META_FORMAT`].
     pub format: String,
-    /// 1 (weight space) or 2 (latent space); see the module documentation.
+    /// 1 (weight space), 2 (latent space) or 3 (context-conditioned); see the module documentation.
     pub version: u32,
     /// The objective trained.
     pub objective: Objective,
@@ -249,7 +261,7 @@ impl MetaModel {
         let cfg = self.config();
         MetaManifest {
             format: META_FORMAT.into(),
-            version: if latent.is_some() { META_VERSION } else { META_VERSION_WEIGHTS },
+            version: version_for(latent.is_some(), cfg.context.is_some()),
             objective: cfg.objective,
             coupling: cfg.coupling,
             source: cfg.source,
@@ -299,19 +311,22 @@ impl MetaModel {
         let loose = read_checked_manifest(&json_path, META_FORMAT, META_VERSION)?;
         let m: MetaManifest =
             serde_json::from_value(loose).map_err(|source| Error::Json { path: json_path.clone(), source })?;
-        let latent = match (&m.latent, m.version) {
-            (None, META_VERSION_WEIGHTS) => None,
-            (Some(record), META_VERSION) => Some(Box::new(Self::load_latent(dir, record, &m.layout, device)?)),
-            (_, v) => {
-                return Err(Error::Config {
-                    field: "manifest",
-                    reason: format!(
-                        "{}: version {v} {} a latent record (version 1 has none, version 2 has one)",
-                        json_path.display(),
-                        if m.latent.is_some() { "with" } else { "without" }
-                    ),
-                })
-            }
+        let want = version_for(m.latent.is_some(), m.training.context.is_some());
+        if m.version != want {
+            return Err(Error::Config {
+                field: "manifest",
+                reason: format!(
+                    "{}: version {} {} a latent record and {} context settings, which is version {want}",
+                    json_path.display(),
+                    m.version,
+                    if m.latent.is_some() { "with" } else { "without" },
+                    if m.training.context.is_some() { "with" } else { "without" }
+                ),
+            });
+        }
+        let latent = match &m.latent {
+            Some(record) => Some(Box::new(Self::load_latent(dir, record, &m.layout, device)?)),
+            None => None,
         };
         if m.training.objective != m.objective || m.training.net != m.net || m.training.source != m.source {
             return Err(Error::Config {
@@ -325,7 +340,8 @@ impl MetaModel {
 
         m.training.validate(m.checkpoints)?;
         let dim = m.latent.as_ref().map_or(m.layout.dim(), |l| l.latent_dim);
-        let expected = super::net::expected_tensors(dim, &m.net, m.objective == Objective::Jko)?;
+        let context = m.training.context.as_ref().map(|c| (&m.layout, c));
+        let expected = super::net::expected_tensors(dim, &m.net, m.objective == Objective::Jko, context)?;
         let weights = read_checked_tensors(&dir.join(META_WEIGHTS), &m.weights_sha256, &expected, device)?;
         let info = ModelInfo {
             layout: m.layout,

@@ -27,6 +27,7 @@
 mod align;
 mod autoenc;
 mod config;
+mod context;
 mod coupling;
 mod error;
 mod export;
@@ -47,6 +48,7 @@ pub use autoenc::{
     AUTOENCODER_FORMAT, AUTOENCODER_MANIFEST, AUTOENCODER_VERSION, AUTOENCODER_WEIGHTS,
 };
 pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDPOINT_MIN_GAP};
+pub use context::{ContextConfig, ContextEncoder, ContextSet, ContextTasks};
 pub use coupling::{ot_pairing, squared_distances, Coupling};
 pub use error::{Error, Result};
 pub use io::{
@@ -58,4 +60,4 @@ pub use sampler::Sampler;
 pub use scaling::{Scaling, SCALE_FLOOR};
 pub use spline::NaturalCubicSpline;
 pub(crate) use train::sorted_vars;
-pub use train::{prepared_trajectories, train_meta, train_meta_latent};
+pub use train::{prepared_trajectories, train_meta, train_meta_conditioned, train_meta_latent};

@@ -8,10 +8,20 @@ use ndarray::{s, Array2, ArrayView2};
 
 use super::error::CandleContext;
 use super::net::{PotentialNet, VelocityNet};
-use super::{MetaTrainConfig, Objective, Result, Sampler, Scaling, TuningRecord, WeightAutoencoder};
+use super::{
+    ContextEncoder, ContextSet, MetaTrainConfig, Objective, Result, Sampler, Scaling, TuningRecord, WeightAutoencoder,
+};
 use crate::ode::integrate;
 use crate::rng;
 use crate::space::Layout;
+
+/// Classifier-free guidance towards an encoded context (module `context`).
+struct Guide {
+    /// The context's encoding `[1, cond_dim]`.
+    context: Tensor,
+    /// The guidance weight w.
+    weight: f64,
+}
 
 /// Rows integrated together during generation.
 const GEN_BATCH: usize = 4096;
@@ -36,6 +46,8 @@ pub struct MetaModel {
     latent: Option<Box<WeightAutoencoder>>,
     weights: Vec<(String, Tensor)>,
     field: Field,
+    /// The context encoder of a context-conditioned model (module `context`).
+    context: Option<ContextEncoder>,
     device: Device,
     data_digest: String,
     train_seconds: f64,
@@ -86,8 +98,12 @@ impl MetaModel {
             }
         };
         let field = match info.config.objective {
-            Objective::Jko => Field::Potential(PotentialNet::new(dim, &info.config.net, vb)?),
-            Objective::Cfm | Objective::Mmfm => Field::Velocity(VelocityNet::new(dim, &info.config.net, vb)?),
+            Objective::Jko => Field::Potential(PotentialNet::new(dim, &info.config.net, vb.clone())?),
+            Objective::Cfm | Objective::Mmfm => Field::Velocity(VelocityNet::new(dim, &info.config.net, vb.clone())?),
+        };
+        let context = match &info.config.context {
+            Some(c) => Some(ContextEncoder::new(&info.layout, c, info.config.net.cond_dim, vb)?),
+            None => None,
         };
         Ok(Self {
             layout: info.layout,
@@ -97,6 +113,7 @@ impl MetaModel {
             latent: info.latent,
             weights,
             field,
+            context,
             device: device.clone(),
             data_digest: info.data_digest,
             train_seconds: info.train_seconds,
@@ -209,10 +226,49 @@ impl MetaModel {
     /// `n` weight vectors `[n, D]` in θ space: fresh source samples (drawn from `seed`) carried to t = 1 by
     /// the ODE dx/dt = v(x, t) with `steps` steps of `sampler` (JKO models take their own explicit steps and
     /// ignore both).
+    /// A context-conditioned model generates unconditioned (its null context; see
+    /// [`Self::generate_conditioned`]).
     pub fn generate(&self, n: usize, sampler: Sampler, steps: usize, seed: u64) -> Result<Array2<f32>> {
         let z0 = self.flow_source_samples(n, seed)?;
-        let mut path = self.flow_path(z0, sampler, steps, &|i, last| i == last)?;
+        let mut path = self.flow_path(z0, sampler, steps, None, &|i, last| i == last)?;
         Ok(path.pop().map(|(_, x)| x).expect("the final state is always recorded"))
+    }
+
+    /// Like [`Self::generate`] for the task `context` comes from (a labelled set of standardised rows, module
+    /// `context`), with classifier-free guidance weight `guidance` (1: the conditional field; 0: the
+    /// unconditioned one; > 1: pushed further towards the context). Context-conditioned models only.
+    pub fn generate_conditioned(
+        &self,
+        n: usize,
+        sampler: Sampler,
+        steps: usize,
+        seed: u64,
+        context: &ContextSet,
+        guidance: f64,
+    ) -> Result<Array2<f32>> {
+        let Some(encoder) = &self.context else {
+            return Err(super::Error::Config {
+                field: "context",
+                reason: "this meta-model was trained without context conditioning".into(),
+            });
+        };
+        context.check(&self.layout, "the context set")?;
+        if !guidance.is_finite() {
+            return Err(super::Error::Config {
+                field: "guidance",
+                reason: format!("the guidance weight must be finite, got {guidance}"),
+            });
+        }
+        let c = encoder.encode_sets(std::slice::from_ref(context), &self.device)?;
+        let z0 = self.flow_source_samples(n, seed)?;
+        let guide = Guide { context: c, weight: guidance };
+        let mut path = self.flow_path(z0, sampler, steps, Some(&guide), &|i, last| i == last)?;
+        Ok(path.pop().map(|(_, x)| x).expect("the final state is always recorded"))
+    }
+
+    /// The context settings of a context-conditioned model (None: unconditioned).
+    pub fn context_config(&self) -> Option<&super::ContextConfig> {
+        self.config.context.as_ref()
     }
 
     /// The generation path from fresh source samples: `(t, [n, D])` at t = 0, after every `record_every`
@@ -226,7 +282,7 @@ impl MetaModel {
         record_every: usize,
     ) -> Result<Vec<(f32, Array2<f32>)>> {
         let z0 = self.flow_source_samples(n, seed)?;
-        self.flow_path(z0, sampler, steps, &Self::every(record_every))
+        self.flow_path(z0, sampler, steps, None, &Self::every(record_every))
     }
 
     /// Like [`Self::generate_path`], from given starting weights `x0` `[n, D]` (θ space; a latent model
@@ -241,7 +297,7 @@ impl MetaModel {
         if x0.ncols() != self.layout.dim() {
             return Err(crate::space::Error::Dim { expected: self.layout.dim(), got: x0.ncols() }.into());
         }
-        self.flow_path(self.flow_coords(x0)?, sampler, steps, &Self::every(record_every))
+        self.flow_path(self.flow_coords(x0)?, sampler, steps, None, &Self::every(record_every))
     }
 
     /// The steps a path records: both ends and every `record_every`-th step (0: none in between).
@@ -281,11 +337,13 @@ impl MetaModel {
 
     /// Integrates `z0` (flow coordinates) and returns the states at the steps `record(i, last)` selects, in
     /// θ space.
+    /// A context-conditioned model follows `guide`, or its null context when there is none.
     fn flow_path(
         &self,
         z0: Array2<f32>,
         sampler: Sampler,
         steps: usize,
+        guide: Option<&Guide>,
         record: &dyn Fn(usize, usize) -> bool,
     ) -> Result<Vec<(f32, Array2<f32>)>> {
         let (n, d) = z0.dim();
@@ -319,7 +377,29 @@ impl MetaModel {
             match &self.field {
                 Field::Velocity(net) => {
                     let endpoint = self.config.predicts_endpoint();
-                    integrate(sampler, last, x, |x, t| net.velocity_at(x, t, endpoint), |i, _, x| store(i, x))?;
+                    let rows_of = |c: &Tensor| c.broadcast_as((rows, c.dim(1)?))?.contiguous();
+                    let null = match &self.context {
+                        Some(enc) => Some(enc.null().unsqueeze(0).and_then(|n| rows_of(&n)).op("null context")?),
+                        None => None,
+                    };
+                    let cond = match guide {
+                        Some(g) => Some(rows_of(&g.context).op("context")?),
+                        None => None,
+                    };
+                    let field = |x: &Tensor, t: f64| -> Result<Tensor> {
+                        match (guide, &cond) {
+                            (Some(g), Some(c)) if g.weight == 1.0 => net.velocity_given(x, t, Some(c), endpoint),
+                            (Some(g), Some(c)) => {
+                                let v_c = net.velocity_given(x, t, Some(c), endpoint)?;
+                                let v_null = net.velocity_given(x, t, null.as_ref(), endpoint)?;
+                                // v(∅) + w (v(c) − v(∅)).
+                                ((&v_c - &v_null).and_then(|d| d * g.weight).and_then(|d| d + &v_null))
+                                    .op("guided velocity")
+                            }
+                            _ => net.velocity_given(x, t, null.as_ref(), endpoint),
+                        }
+                    };
+                    integrate(sampler, last, x, field, |i, _, x| store(i, x))?;
                 }
                 Field::Potential(net) => {
                     let mut x = x;

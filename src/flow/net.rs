@@ -27,8 +27,7 @@ pub struct NetConfig {
     pub hidden: Vec<usize>,
     /// Size of the sinusoidal time embedding (even, ≥ 2).
     pub time_dim: usize,
-    /// Size of an optional conditioning vector c concatenated to the input (0: none; a hook for context
-    /// conditioning, not trained yet).
+    /// Size of the conditioning vector c concatenated to the input (0: none; module `context`).
     pub cond_dim: usize,
 }
 
@@ -208,7 +207,24 @@ impl VelocityNet {
 
     /// Like [`Self::velocity_at`] with one time per row, t `[B]` (the rows of several time steps at once).
     pub(crate) fn velocity_rows(&self, x: &Tensor, t: &Tensor, endpoint: bool) -> Result<Tensor> {
-        let f = self.forward(x, t, None)?;
+        self.velocity_rows_given(x, t, None, endpoint)
+    }
+
+    /// The velocity at x `[B, D]` and one shared time t given each row's conditioning vector c `[B, cond_dim]`
+    /// (module `context`); [`Self::velocity_at`] when c is None.
+    pub(crate) fn velocity_given(&self, x: &Tensor, t: f64, c: Option<&Tensor>, endpoint: bool) -> Result<Tensor> {
+        match c {
+            None => self.velocity_at(x, t, endpoint),
+            Some(c) => {
+                let tt = Tensor::full(t as f32, x.dim(0).op("batch size")?, x.device()).op("time")?;
+                self.velocity_rows_given(x, &tt, Some(c), endpoint)
+            }
+        }
+    }
+
+    /// [`Self::velocity_rows`] with each row's conditioning vector c `[B, cond_dim]` (None: unconditioned).
+    fn velocity_rows_given(&self, x: &Tensor, t: &Tensor, c: Option<&Tensor>, endpoint: bool) -> Result<Tensor> {
+        let f = self.forward(x, t, c)?;
         if !endpoint {
             return Ok(f);
         }
@@ -308,13 +324,22 @@ impl PotentialNet {
 
 /// A fresh zero-initialised `VarMap` with the tensors of the velocity (`potential = false`) or potential net:
 /// the names and shapes a weights file must hold.
-pub(crate) fn expected_tensors(dim: usize, cfg: &NetConfig, potential: bool) -> Result<Vec<(String, Vec<usize>)>> {
+/// A context-conditioned model also holds its encoder's tensors (`context`: the base layout and settings).
+pub(crate) fn expected_tensors(
+    dim: usize,
+    cfg: &NetConfig,
+    potential: bool,
+    context: Option<(&crate::space::Layout, &super::ContextConfig)>,
+) -> Result<Vec<(String, Vec<usize>)>> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
     if potential {
-        PotentialNet::new(dim, cfg, vb)?;
+        PotentialNet::new(dim, cfg, vb.clone())?;
     } else {
-        VelocityNet::new(dim, cfg, vb)?;
+        VelocityNet::new(dim, cfg, vb.clone())?;
+    }
+    if let Some((layout, c)) = context {
+        super::ContextEncoder::new(layout, c, cfg.cond_dim, vb)?;
     }
     let data = varmap.data().lock().expect("var map lock poisoned");
     let mut out: Vec<(String, Vec<usize>)> = data.iter().map(|(k, v)| (k.clone(), v.dims().to_vec())).collect();

@@ -22,6 +22,9 @@ pub(crate) struct Batch {
     pub target: Array2<f32>,
     /// JKO only: the time gap τ of each pair.
     pub tau: Option<Vec<f32>>,
+    /// CFM only: the run each row's endpoint x_1 comes from (after the coupling reordered them), so a
+    /// context-conditioned model can give each row its run's task.
+    pub runs: Option<Vec<usize>>,
 }
 
 /// Draws minibatches for one objective.
@@ -88,14 +91,20 @@ impl BatchSampler<'_> {
         let runs = self.runs(rng);
         let x1 = self.checkpoint(&runs, self.k());
         let x0 = if self.coupling == Coupling::Trajectory { self.checkpoint(&runs, 0) } else { self.fresh(rng) };
-        let x1 = self.couple(&x0, x1);
+        let (x1, runs) = match self.coupling {
+            Coupling::Ot => {
+                let order = ot_pairing(x0.view(), x1.view());
+                (gather(x1.view(), &order), order.iter().map(|&i| runs[i]).collect())
+            }
+            Coupling::Independent | Coupling::Trajectory => (x1, runs),
+        };
         let t: Vec<f32> = (0..self.batch).map(|_| rng.random::<f32>()).collect();
         let mut x = x0.clone();
         for ((mut row, r1), &ti) in x.rows_mut().into_iter().zip(x1.rows()).zip(&t) {
             row.zip_mut_with(&r1, |a, &b| *a = (1.0 - ti) * *a + ti * b);
         }
         self.noise(rng, &mut x);
-        Batch { x, t, target: x1 - x0, tau: None }
+        Batch { x, t, target: x1 - x0, tau: None, runs: Some(runs) }
     }
 
     fn mmfm(&self, rng: &mut Rng) -> Result<Batch> {
@@ -124,7 +133,7 @@ impl BatchSampler<'_> {
         let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
         let (mut x, target) = spline.eval(&t64)?;
         self.noise(rng, &mut x);
-        Ok(Batch { x, t, target, tau: None })
+        Ok(Batch { x, t, target, tau: None, runs: None })
     }
 
     fn jko(&self, rng: &mut Rng) -> Batch {
@@ -145,7 +154,7 @@ impl BatchSampler<'_> {
             t.push(self.time(k1) as f32);
             tau.push((self.time(k1) - self.time(k0)) as f32);
         }
-        Batch { x, t, target, tau: Some(tau) }
+        Batch { x, t, target, tau: Some(tau), runs: None }
     }
 }
 

@@ -6,6 +6,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use ndarray::{Array2, Array3, ArrayView3, Axis};
 
+use super::context::draw_step;
 use super::error::CandleContext;
 use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
@@ -13,8 +14,8 @@ use super::objective::{Batch, BatchSampler};
 use super::precond::{column, MIN_VAR, PRECOND_PREFIX};
 use super::space::FlowSource;
 use super::{
-    align_trajectories, autoencoder_inputs, data_digest, Coupling, Error, LrSchedule, MetaModel, MetaTrainConfig,
-    Objective, Result, Scaling, WeightAutoencoder,
+    align_trajectories, autoencoder_inputs, data_digest, ContextEncoder, ContextTasks, Coupling, Error, LrSchedule,
+    MetaModel, MetaTrainConfig, Objective, Result, Scaling, WeightAutoencoder,
 };
 use crate::rng;
 use crate::space::{Layout, SourceKind};
@@ -25,6 +26,8 @@ const STREAM_BATCH: u64 = 1;
 const STREAM_ALIGN: u64 = 2;
 /// Stream of the source samples that estimate the preconditioner's source variance.
 const STREAM_PRECOND: u64 = 3;
+/// Stream of the context sets and guidance drops.
+const STREAM_CONTEXT: u64 = 4;
 
 /// Steps averaged into [`MetaModel::final_loss`].
 const FINAL_LOSS_WINDOW: usize = 100;
@@ -62,6 +65,55 @@ pub fn train_meta(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<MetaModel> {
+    train_weights(layout, trajectories, None, cfg, device, progress)
+}
+
+/// Trains a context-conditioned CFM meta-model (module `context`): every run of `trajectories` belongs to the
+/// task `tasks.run_task` names, and each training row is conditioned on a fresh context set from its run's
+/// task pool (or, with probability `drop_prob`, on the null context). In weight space like [`train_meta`],
+/// or in the latent of `latent` like [`train_meta_latent`]. `cfg.context` must be set.
+pub fn train_meta_conditioned(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    tasks: &ContextTasks,
+    latent: Option<&WeightAutoencoder>,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<MetaModel> {
+    if cfg.context.is_none() {
+        return Err(Error::Config {
+            field: "context",
+            reason: "a context-conditioned meta-model needs context settings (MetaTrainConfig::context)".into(),
+        });
+    }
+    tasks.check(layout, trajectories.dim().0)?;
+    match latent {
+        Some(ae) => train_latent(layout, trajectories, ae, Some(tasks), cfg, device, progress),
+        None => train_weights(layout, trajectories, Some(tasks), cfg, device, progress),
+    }
+}
+
+/// Refuses context settings without the tasks they need.
+fn check_tasks(cfg: &MetaTrainConfig, tasks: Option<&ContextTasks>) -> Result<()> {
+    if cfg.context.is_some() && tasks.is_none() {
+        return Err(Error::Config {
+            field: "context",
+            reason: "context settings need the runs' tasks: train with train_meta_conditioned".into(),
+        });
+    }
+    Ok(())
+}
+
+fn train_weights(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    tasks: Option<&ContextTasks>,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<MetaModel> {
+    check_tasks(cfg, tasks)?;
     let started = Instant::now();
     let (r, k1, d) = trajectories.dim();
     if d != layout.dim() || r == 0 || k1 < 2 {
@@ -81,7 +133,7 @@ pub fn train_meta(
         row.iter_mut().zip(&scale).for_each(|(v, s)| *v /= s);
     }
     let source = FlowSource::weights(layout, cfg.source, &scaling)?;
-    let (weights, final_loss) = fit(traj.view(), &source, cfg, device, progress)?;
+    let (weights, final_loss) = fit(traj.view(), &source, layout, tasks, cfg, device, progress)?;
     let info = ModelInfo {
         layout: layout.clone(),
         config: cfg.clone(),
@@ -110,6 +162,19 @@ pub fn train_meta_latent(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<MetaModel> {
+    train_latent(layout, trajectories, autoencoder, None, cfg, device, progress)
+}
+
+fn train_latent(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    autoencoder: &WeightAutoencoder,
+    tasks: Option<&ContextTasks>,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<MetaModel> {
+    check_tasks(cfg, tasks)?;
     let started = Instant::now();
     let refuse = |field, reason: String| Err(Error::Config { field, reason });
     if autoencoder.layout() != layout {
@@ -144,7 +209,7 @@ pub fn train_meta_latent(
     // never read.
     let mut z = Array3::<f32>::zeros((r, 2, l));
     z.index_axis_mut(Axis(1), 1).assign(&(latents / scaling.scales[0]));
-    let (weights, final_loss) = fit(z.view(), &FlowSource::Latent { dim: l }, cfg, device, progress)?;
+    let (weights, final_loss) = fit(z.view(), &FlowSource::Latent { dim: l }, layout, tasks, cfg, device, progress)?;
     let info = ModelInfo {
         layout: layout.clone(),
         config: cfg.clone(),
@@ -161,11 +226,14 @@ pub fn train_meta_latent(
 }
 
 /// The training loop shared by both spaces: `cfg.steps` AdamW steps on the objective's minibatches of the
-/// scaled trajectories `z` `[R, K+1, d]` with fresh samples of `source`. Returns the sampling weights
+/// scaled trajectories `z` `[R, K+1, d]` with fresh samples of `source`, each row conditioned on a context
+/// set of its run's task when `tasks` are given (base classifiers of `layout`). Returns the sampling weights
 /// (sorted by name; the EMA copy when kept) and the mean loss of the last steps.
 fn fit<'a>(
     z: ArrayView3<'a, f32>,
     source: &'a FlowSource,
+    layout: &Layout,
+    tasks: Option<&ContextTasks>,
     cfg: &MetaTrainConfig,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
@@ -174,9 +242,14 @@ fn fit<'a>(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let net = match cfg.objective {
-        Objective::Jko => Net::Potential(PotentialNet::new(d, &cfg.net, vb)?),
-        Objective::Cfm | Objective::Mmfm => Net::Velocity(VelocityNet::new(d, &cfg.net, vb)?),
+        Objective::Jko => Net::Potential(PotentialNet::new(d, &cfg.net, vb.clone())?),
+        Objective::Cfm | Objective::Mmfm => Net::Velocity(VelocityNet::new(d, &cfg.net, vb.clone())?),
     };
+    let context = match (&cfg.context, tasks) {
+        (Some(c), Some(tasks)) => Some((ContextEncoder::new(layout, c, cfg.net.cond_dim, vb)?, c, tasks)),
+        _ => None,
+    };
+    let mut crng = rng::stream(cfg.seed, STREAM_CONTEXT);
     seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
     if matches!(net, Net::Velocity(_)) {
         set_precond(&varmap, z, source, cfg, device)?;
@@ -214,7 +287,16 @@ fn fit<'a>(
             opt.set_learning_rate(cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos()));
         }
         let batch = sampler.sample(&mut brng)?;
-        let loss = loss(&net, &batch, cfg.predicts_endpoint(), device)?;
+        let c = match &context {
+            Some((encoder, c, tasks)) => {
+                let runs = batch.runs.as_deref().expect("CFM batches name their runs");
+                let (sets, drop) = draw_step(tasks, c, runs.len(), &mut crng);
+                let task: Vec<usize> = runs.iter().map(|&r| tasks.run_task[r]).collect();
+                Some(encoder.row_contexts(&encoder.encode_sets(&sets, device)?, &task, &drop)?)
+            }
+            None => None,
+        };
+        let loss = loss(&net, &batch, c.as_ref(), cfg.predicts_endpoint(), device)?;
         let value = loss.to_scalar::<f32>().op("read loss")?;
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
@@ -283,7 +365,8 @@ pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
 /// Mean over the batch of ‖v(x, t) − target‖² (velocity), ‖x̂_1(x, t) − (x + (1 − t)·target)‖² (endpoint
 /// prediction: x + (1 − t)(x_1 − x_0) is the endpoint x_1 of the straight path through x), or
 /// ‖τ ∇V(x, t) + target‖² (JKO).
-fn loss(net: &Net, batch: &Batch, endpoint: bool, device: &Device) -> Result<Tensor> {
+/// `c` `[B, cond_dim]`: each row's conditioning vector (context-conditioned models).
+fn loss(net: &Net, batch: &Batch, c: Option<&Tensor>, endpoint: bool, device: &Device) -> Result<Tensor> {
     let x = to_tensor(&batch.x, device)?;
     let t = Tensor::from_slice(&batch.t, batch.t.len(), device).op("upload minibatch")?;
     let mut target = to_tensor(&batch.target, device)?;
@@ -294,10 +377,10 @@ fn loss(net: &Net, batch: &Batch, endpoint: bool, device: &Device) -> Result<Ten
     }
     let resid = match (net, &batch.tau) {
         (Net::Velocity(v), _) if endpoint => {
-            let x1 = v.endpoint(&x, &column(&t)?, &v.forward(&x, &t, None)?)?;
+            let x1 = v.endpoint(&x, &column(&t)?, &v.forward(&x, &t, c)?)?;
             (x1 - target).op("residual")?
         }
-        (Net::Velocity(v), _) => (v.forward(&x, &t, None)? - target).op("residual")?,
+        (Net::Velocity(v), _) => (v.forward(&x, &t, c)? - target).op("residual")?,
         (Net::Potential(p), Some(tau)) => {
             let tau = Tensor::from_slice(tau, (tau.len(), 1), device).op("upload minibatch")?;
             let g = p.grad_x_graph(&x, &t, None)?;

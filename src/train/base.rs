@@ -12,7 +12,7 @@ use super::{
     TrajectoryManifest, TrajectorySet,
 };
 use crate::classifier::{metrics, Mlp};
-use crate::data::{DatasetSpec, Standardizer};
+use crate::data::{DatasetSpec, Shift, Standardizer};
 use crate::space::Layout;
 
 /// Trains `cfg.runs` base classifiers of `layout` on `dataset` (split with `split_seed`, standardised with
@@ -25,7 +25,22 @@ pub fn train_base(
     device_kind: DeviceKind,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<TrajectorySet, Error> {
-    let splits = dataset.load(split_seed)?;
+    train_base_task(dataset, None, split_seed, layout, cfg, device_kind, progress)
+}
+
+/// Like [`train_base`] on a *task*: every split of `dataset` transformed by `task` (e.g. rotated digits,
+/// [`DatasetSpec::load_task`]) before the standardiser is fitted, recorded in the manifest so evaluations and
+/// context sets rebuild the same rows. Sets of several tasks train a context-conditioned meta-model.
+pub fn train_base_task(
+    dataset: &DatasetSpec,
+    task: Option<&Shift>,
+    split_seed: u64,
+    layout: &Layout,
+    cfg: &TrainConfig,
+    device_kind: DeviceKind,
+    progress: &mut dyn FnMut(&Progress),
+) -> Result<TrajectorySet, Error> {
+    let splits = dataset.load_task(split_seed, task)?;
     let standardizer = Standardizer::fit(&splits.train.x)?;
     let train = standardizer.transform(&splits.train)?;
     let val = standardizer.transform(&splits.val)?;
@@ -112,6 +127,7 @@ pub fn train_base(
         n_classes,
         dataset: dataset.to_string(),
         split_seed,
+        task: task.map(Shift::to_string),
         splits: SplitSizes {
             train: train.len(),
             val: val.len(),

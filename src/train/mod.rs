@@ -16,7 +16,7 @@ mod error;
 mod runs;
 mod trajectories;
 
-pub use base::train_base;
+pub use base::{train_base, train_base_task};
 pub use batched_mlp::BatchedMlp;
 pub use config::{Backend, OptimizerKind, TrainConfig};
 pub use device::{device, DeviceKind};

@@ -96,6 +96,11 @@ pub struct TrajectoryManifest {
     pub dataset: String,
     /// Seed of the train/val/test split (unused for fixed splits).
     pub split_seed: u64,
+    /// The shift every split was transformed by before standardising (a *task* such as `rotate:90-90`, see
+    /// [`crate::data::DatasetSpec::load_task`]); absent for the data set itself (and in sets written before
+    /// tasks existed, which therefore still load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
     /// Split sizes.
     pub splits: SplitSizes,
     /// Standardisation fitted on the training split; apply it to any input before the classifiers.

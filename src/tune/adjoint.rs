@@ -71,6 +71,13 @@ impl<'a> AdjointMatching<'a> {
     /// copy) towards `reward` with `config`; the fine-tuned copy starts equal to the base.
     pub fn new(base: &'a MetaModel, reward: &'a dyn Reward, config: AdjointConfig) -> Result<Self> {
         config.validate()?;
+        if base.context_config().is_some() {
+            return Err(Error::Unsupported {
+                reason: "adjoint matching of a context-conditioned meta-model is not supported: its field takes a \
+                         context the tilt would have to fix; tune an unconditioned model"
+                    .into(),
+            });
+        }
         let base_net = match (base.config().objective, base.velocity_net()) {
             (Objective::Cfm | Objective::Mmfm, Some(net)) => net,
             _ => {

@@ -7,17 +7,19 @@
 
 use std::path::PathBuf;
 
+use ndarray::s;
 use serde_json::json;
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::eval::{
-    evaluate_generation, svg_line_plot, w1_per_marginal, EvalData, GenerationConfig, GenerationInputs,
-    GenerationReport, InitTarget,
+    accuracy_stats, evaluate_generation, svg_line_plot, w1_per_marginal, EvalData, GenerationConfig, GenerationInputs,
+    GenerationReport, InitTarget, Stats,
 };
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::kebab;
 use crate::output;
+use crate::tasks::{context_pool, task_name};
 
 /// Command-line arguments of `eval-gen`.
 #[derive(Debug, clap::Args)]
@@ -49,6 +51,10 @@ pub struct Args {
     /// Seed of the source samples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Context-conditioned models: guidance weights w of the conditioned figures, comma-separated (1: the
+    /// conditional field, 0: unconditioned, > 1: pushed further towards the context).
+    #[arg(long, default_value = "1")]
+    pub guidance: String,
     /// Write path_loss.svg and w1.svg into this directory.
     #[arg(long)]
     pub plots: Option<PathBuf>,
@@ -84,6 +90,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // The path is recorded at every step: keep its memory bounded (n_path · D · (steps + 1) floats).
     let n_path = args.n.min((64_000_000 / (m.layout.dim() * (args.steps + 1))).max(16));
     output::say(format_args!("generating {} classifiers (+ a path of {n_path}) …", args.n * args.best_of_k));
+    if model.context_config().is_some() {
+        output::say("(a context-conditioned model: the main figures are unconditioned, from its null context)");
+    }
     let generated = model.generate(args.n * args.best_of_k, args.sampler, args.steps, args.seed)?;
     let path = model.generate_path(n_path, args.sampler, args.steps, args.seed, 1)?;
     let cfg = GenerationConfig {
@@ -107,10 +116,17 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let gtraj = gm.prepared_trajectories(set.thetas())?;
         report.w1.gaussian_source = Some(w1_per_marginal(&gpath, gtraj.view(), &cfg.w1, cfg.time_tolerance)?.values);
     }
+    let context = match model.context_config() {
+        Some(c) => Some(context_report(&model, &mlp, &data, &args, c.set_size, generated.slice(s![..args.n, ..]))?),
+        None => None,
+    };
     if let Some(dir) = &args.plots {
         write_plots(dir, &report)?;
     }
     print_report(&report);
+    if let Some(c) = &context {
+        print_context(c, &task_name(m));
+    }
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["schema"] = json!("eval-gen/1");
@@ -118,6 +134,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         v["settings"] = json!({"n": args.n, "steps": args.steps, "sampler": args.sampler, "seed": args.seed,
             "n_path": n_path, "objective": model.config().objective, "source": model.config().source,
             "latent_dim": model.latent().map(|ae| ae.latent_dim())});
+        if let Some(c) = &context {
+            v["context"] = serde_json::to_value(c)?;
+            v["context"]["task"] = json!(task_name(m));
+        }
         output::json(&v)?;
     }
     Ok(())
@@ -199,5 +219,58 @@ fn print_report(r: &GenerationReport) {
             i.kaiming.reached,
             i.kaiming.n
         ));
+    }
+}
+
+/// Held-out accuracy of a context-conditioned model's classifiers for the evaluated set's task: conditioned on
+/// a context set drawn from its training split, at each guidance weight, beside the unconditioned ones.
+#[derive(Debug, serde::Serialize)]
+struct ContextReport {
+    /// Rows of the context set.
+    set_size: usize,
+    /// Unconditioned (null context) generation.
+    unconditioned: Stats,
+    /// Conditioned generation, one entry per guidance weight.
+    conditioned: Vec<Guided>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Guided {
+    guidance: f64,
+    #[serde(flatten)]
+    accuracy: Stats,
+}
+
+fn context_report(
+    model: &MetaModel,
+    mlp: &Mlp,
+    data: &EvalData,
+    args: &Args,
+    set_size: usize,
+    unconditioned: ndarray::ArrayView2<f32>,
+) -> Result<ContextReport, Box<dyn std::error::Error>> {
+    let weights: Vec<f64> = args
+        .guidance
+        .split(',')
+        .map(|w| w.trim().parse::<f64>().map_err(|_| format!("--guidance {:?}: expected numbers", args.guidance)))
+        .collect::<Result<_, _>>()?;
+    let context = context_pool(data).draw(set_size, &mut weightflow::rng::rng(args.seed));
+    let test = |thetas: ndarray::ArrayView2<f32>| accuracy_stats(mlp, thetas, data.test.x.view(), &data.test.y);
+    let mut conditioned = Vec::new();
+    for w in weights {
+        let g = model.generate_conditioned(args.n, args.sampler, args.steps, args.seed, &context, w)?;
+        conditioned.push(Guided { guidance: w, accuracy: test(g.view())?.stats });
+    }
+    Ok(ContextReport { set_size, unconditioned: test(unconditioned)?.stats, conditioned })
+}
+
+fn print_context(c: &ContextReport, task: &str) {
+    let line = |what: &str, s: &Stats| {
+        output::say(format_args!("{what:<28} mean {:.4}  min {:.4}  max {:.4}", s.mean, s.min, s.max));
+    };
+    output::say(format_args!("context ({task}, sets of {} rows), held-out accuracy:", c.set_size));
+    line("  unconditioned", &c.unconditioned);
+    for g in &c.conditioned {
+        line(&format!("  conditioned, guidance {}", g.guidance), &g.accuracy);
     }
 }

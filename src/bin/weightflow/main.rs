@@ -13,6 +13,7 @@ mod generate;
 mod info;
 mod output;
 mod quickstart;
+mod tasks;
 mod train_base;
 mod train_meta;
 mod train_vae;

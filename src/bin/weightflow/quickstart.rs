@@ -40,6 +40,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     output::say("\n[1/5] base trajectories");
     train_base::run(train_base::Args {
         dataset: "uci-heart".parse::<DatasetSpec>()?,
+        task: None,
         arch: None,
         runs: Some(args.runs),
         checkpoints: None,
@@ -60,7 +61,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })?;
     output::say("\n[2/5] CFM meta-model (Kaiming source, aligned runs, independent coupling, preconditioned endpoint)");
     train_meta::run(train_meta::Args {
-        trajectories: trajectories.clone(),
+        trajectories: vec![trajectories.clone()],
         steps: Some(args.meta_steps),
         out: meta.clone(),
         ..Default::default()
@@ -76,6 +77,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         sampler: Default::default(),
         init_n: 32,
         seed: 1,
+        guidance: "1".into(),
         plots: Some(args.out.join("plots")),
         device: Default::default(),
         json: args.json,

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use weightflow::classifier::Activation;
-use weightflow::data::DatasetSpec;
+use weightflow::data::{DatasetSpec, Shift};
 use weightflow::space::Layout;
-use weightflow::train::{train_base, Backend, DeviceKind, OptimizerKind, TrainConfig};
+use weightflow::train::{train_base_task, Backend, DeviceKind, OptimizerKind, TrainConfig};
 
 use crate::args::kebab;
 use crate::{info, output};
@@ -17,6 +17,11 @@ pub struct Args {
     /// Data set: uci-heart, digits, mnist or csv:PATH (label in the last column).
     #[arg(long, default_value = "uci-heart")]
     pub dataset: DatasetSpec,
+    /// Train on a variant of the data set, a *task*: every split transformed by this shift before
+    /// standardising, e.g. rotate:90 (digits turned ±90°) or classes:0,1,2 (forms: rotate:MIN-MAX, noise:SIGMA,
+    /// classes:C1,C2,…, corners:K). Sets of several tasks train a context-conditioned meta-model.
+    #[arg(long)]
+    pub task: Option<Shift>,
     /// Layer widths, e.g. 9-16-16-2 (default: the data set's standard architecture).
     #[arg(long)]
     pub arch: Option<String>,
@@ -116,20 +121,22 @@ impl Args {
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (layout, cfg) = args.resolve()?;
     output::say(format_args!(
-        "training {} runs of {} ({} parameters) on {} for {} epochs, {} checkpoints",
+        "training {} runs of {} ({} parameters) on {}{} for {} epochs, {} checkpoints",
         cfg.runs,
         layout,
         layout.dim(),
         args.dataset,
+        args.task.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(),
         cfg.epochs,
         cfg.checkpoints + 1
     ));
     let mut bar = None;
-    let mut set = train_base(&args.dataset, args.split_seed, &layout, &cfg, args.device, &mut |p| {
-        let b = bar.get_or_insert_with(|| output::progress(p.total_steps as u64, "train-base", args.quiet));
-        b.set_position(p.step as u64);
-        b.set_prefix(format!("loss {:.4}", p.loss));
-    })?;
+    let mut set =
+        train_base_task(&args.dataset, args.task.as_ref(), args.split_seed, &layout, &cfg, args.device, &mut |p| {
+            let b = bar.get_or_insert_with(|| output::progress(p.total_steps as u64, "train-base", args.quiet));
+            b.set_position(p.step as u64);
+            b.set_prefix(format!("loss {:.4}", p.loss));
+        })?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

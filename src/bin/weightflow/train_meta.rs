@@ -1,27 +1,30 @@
 //! `weightflow train-meta`: a flow meta-model (CFM, MMFM or JKO) over a trajectory set's weight space, or
-//! (`--latent DIR`) a CFM meta-model in the latent space of an autoencoder from `train-vae`.
+//! (`--latent DIR`) a CFM meta-model in the latent space of an autoencoder from `train-vae`; over the runs of
+//! several sets (tasks), optionally conditioned on their task's context sets (`--context`).
 
 use std::path::PathBuf;
 
 use serde_json::json;
 use weightflow::flow::{
-    data_digest, train_meta, train_meta_latent, Coupling, LrSchedule, MetaTrainConfig, Objective, Prediction,
-    WeightAutoencoder,
+    data_digest, train_meta, train_meta_conditioned, train_meta_latent, ContextConfig, Coupling, LrSchedule,
+    MetaTrainConfig, Objective, Prediction, WeightAutoencoder,
 };
 use weightflow::space::SourceKind;
-use weightflow::train::{device, DeviceKind, TrajectorySet};
+use weightflow::train::{device, DeviceKind};
 
 use crate::args::{kebab, widths};
 use crate::output;
+use crate::tasks::{describe, TaskSets};
 
 /// Command-line arguments of `train-meta`; unset settings take [`MetaTrainConfig::for_objective`]'s values.
 /// `Default` equals the command line with only the required paths given (empty here), so callers such as
 /// `quickstart` set just what they change.
 #[derive(Debug, Default, clap::Args)]
 pub struct Args {
-    /// A trajectory set written by `train-base`.
-    #[arg(long)]
-    pub trajectories: PathBuf,
+    /// A trajectory set written by `train-base`; repeat for the runs of several tasks (`train-base --task`),
+    /// trained on together (conditioned on their task with --context).
+    #[arg(long, required = true)]
+    pub trajectories: Vec<PathBuf>,
     /// Objective: cfm, mmfm or jko.
     #[arg(long, value_parser = kebab::<Objective>, default_value = "cfm")]
     pub objective: Objective,
@@ -63,6 +66,22 @@ pub struct Args {
     /// copied into --out.
     #[arg(long)]
     pub latent: Option<PathBuf>,
+    /// Condition on context sets: every run on labelled rows of its set's training split, with
+    /// classifier-free guidance (CFM only). `generate --context` and `eval-gen` then sample for a task.
+    #[arg(long)]
+    pub context: bool,
+    /// Rows per context set (with --context).
+    #[arg(long)]
+    pub context_size: Option<usize>,
+    /// Width of the context encoder (with --context).
+    #[arg(long)]
+    pub context_width: Option<usize>,
+    /// Width of the context encoding fed to the velocity network (with --context).
+    #[arg(long, default_value_t = 32)]
+    pub cond_dim: usize,
+    /// Probability of training a row on the null context, for classifier-free guidance (with --context).
+    #[arg(long)]
+    pub context_drop: Option<f32>,
     /// Skip the weight-matching alignment of the runs (an ablation: expect collapse).
     #[arg(long)]
     pub no_align: bool,
@@ -108,15 +127,28 @@ impl Args {
             None => c.ema_decay,
         };
         c.sigma = self.sigma.unwrap_or(c.sigma);
+        let context_flags = self.context_size.is_some() || self.context_width.is_some() || self.context_drop.is_some();
+        if self.context {
+            let d = ContextConfig::default();
+            c.context = Some(ContextConfig {
+                set_size: self.context_size.unwrap_or(d.set_size),
+                width: self.context_width.unwrap_or(d.width),
+                drop_prob: self.context_drop.unwrap_or(d.drop_prob),
+            });
+            c.net.cond_dim = self.cond_dim;
+        } else if context_flags {
+            return Err("--context-size, --context-width and --context-drop need --context".into());
+        }
         Ok(c)
     }
 }
 
 /// Runs `train-meta`.
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let set = TrajectorySet::load(&args.trajectories)?;
+    let sets = TaskSets::load(&args.trajectories)?;
     let mut cfg = args.config()?;
-    let m = &set.manifest;
+    let m = sets.manifest();
+    let runs = sets.run_task.len();
     let dev = device(args.device)?;
     let autoencoder = match &args.latent {
         Some(dir) => {
@@ -130,10 +162,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 )
                 .into());
             }
-            if ae.data_digest() != data_digest(set.thetas()) {
+            if ae.data_digest() != data_digest(sets.thetas()) {
                 output::say(format_args!(
                     "note: the autoencoder was trained on other trajectories than {}",
-                    args.trajectories.display()
+                    describe(&args.trajectories)
                 ));
             }
             cfg.source = args.source.unwrap_or(SourceKind::Gaussian);
@@ -146,21 +178,29 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => "the weights of".into(),
     };
     output::say(format_args!(
-        "training a {:?} meta-model over {space} {} runs of {} (D = {}) for {} steps",
+        "training a {:?} meta-model over {space} {runs} runs of {} (D = {}) for {} steps",
         cfg.objective,
-        m.runs,
         m.layout,
         m.layout.dim(),
         cfg.steps
     ));
+    let tasks = match &cfg.context {
+        Some(c) => {
+            let names = sets.names();
+            output::say(format_args!("conditioned on context sets of {} rows from {}", c.set_size, names.join(", ")));
+            Some(sets.context_tasks()?)
+        }
+        None => None,
+    };
     let bar = output::progress(cfg.steps as u64, "train-meta", args.quiet);
     let mut progress = |step: usize, _total: usize, loss: f32| {
         bar.set_position(step as u64);
         bar.set_prefix(format!("loss {loss:.4}"));
     };
-    let model = match &autoencoder {
-        Some(ae) => train_meta_latent(&m.layout, set.thetas(), ae, &cfg, &dev, &mut progress)?,
-        None => train_meta(&m.layout, set.thetas(), &cfg, &dev, &mut progress)?,
+    let model = match (&tasks, &autoencoder) {
+        (Some(t), ae) => train_meta_conditioned(&m.layout, sets.thetas(), t, ae.as_ref(), &cfg, &dev, &mut progress)?,
+        (None, Some(ae)) => train_meta_latent(&m.layout, sets.thetas(), ae, &cfg, &dev, &mut progress)?,
+        (None, None) => train_meta(&m.layout, sets.thetas(), &cfg, &dev, &mut progress)?,
     };
     bar.finish_and_clear();
     let activation = serde_json::to_value(m.activation)?;
@@ -179,6 +219,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "train_seconds": model.train_seconds(),
             "final_loss": model.final_loss(),
             "latent_dim": model.latent().map(|ae| ae.latent_dim()),
+            "runs": runs,
+            "tasks": sets.names(),
             "config": cfg,
         }))?;
     }

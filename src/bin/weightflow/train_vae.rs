@@ -7,15 +7,15 @@
 
 use std::path::PathBuf;
 
-use ndarray::s;
 use serde_json::json;
 use weightflow::classifier::Mlp;
 use weightflow::eval::{reconstruction_accuracy, EvalData, ReconstructionAccuracy};
 use weightflow::flow::{autoencoder_inputs, train_autoencoder, AutoencoderConfig, FunctionData, WeightAutoencoder};
-use weightflow::train::{device, DeviceKind, TrajectorySet};
+use weightflow::train::{device, DeviceKind};
 
 use crate::args::{kebab, widths};
 use crate::output;
+use crate::tasks::TaskSets;
 
 /// Training runs whose reconstruction is reported beside the held-out ones.
 const TRAIN_SAMPLE: usize = 256;
@@ -28,9 +28,10 @@ const DEFAULT_FUNCTION_WEIGHT: f64 = 10.0;
 /// Command-line arguments of `train-vae`; unset settings take [`AutoencoderConfig::default`]'s values.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A trajectory set written by `train-base`.
-    #[arg(long)]
-    pub trajectories: PathBuf,
+    /// A trajectory set written by `train-base`; repeat for the runs of several tasks (`train-base --task`),
+    /// encoded by one autoencoder (for a context-conditioned `train-meta --latent`).
+    #[arg(long, required = true)]
+    pub trajectories: Vec<PathBuf>,
     /// Width of the latent.
     #[arg(long)]
     pub latent_dim: Option<usize>,
@@ -113,23 +114,26 @@ fn describe(what: &str, r: &ReconstructionAccuracy) {
 
 /// Runs `train-vae`.
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let set = TrajectorySet::load(&args.trajectories)?;
+    let sets = TaskSets::load(&args.trajectories)?;
     let cfg = args.config()?;
-    let m = &set.manifest;
+    let m = sets.manifest();
+    let runs = sets.run_task.len();
     output::say(format_args!(
-        "training a weight autoencoder {} → {} over {} runs of {} ({} held out) for {} steps",
+        "training a weight autoencoder {} → {} over {runs} runs of {} ({} held out) for {} steps",
         m.layout.dim(),
         cfg.latent_dim,
-        m.runs,
         m.layout,
         cfg.heldout,
         cfg.steps
     ));
     let dev = device(args.device)?;
-    let data = EvalData::from_manifest(m)?;
-    let function = FunctionData { activation: m.activation, x: data.train.x.view() };
+    let data = sets.data()?;
+    // The functional term compares predictions on the training rows of every task.
+    let views: Vec<_> = data.iter().map(|d| d.train.x.view()).collect();
+    let rows = ndarray::concatenate(ndarray::Axis(0), &views)?;
+    let function = FunctionData { activation: m.activation, x: rows.view() };
     let bar = output::progress(cfg.steps as u64, "train-vae", args.quiet);
-    let ae = train_autoencoder(&m.layout, set.thetas(), &cfg, Some(function), &dev, &mut |step, _total, loss| {
+    let ae = train_autoencoder(&m.layout, sets.thetas(), &cfg, Some(function), &dev, &mut |step, _total, loss| {
         bar.set_position(step as u64);
         bar.set_prefix(format!("loss {loss:.5}"));
     })?;
@@ -144,14 +148,20 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ae.heldout_loss()
     ));
 
-    let finals = autoencoder_inputs(&m.layout, set.thetas(), &cfg)?;
+    let finals = autoencoder_inputs(&m.layout, sets.thetas(), &cfg)?;
     let n_train = finals.nrows() - cfg.heldout;
     let mlp = Mlp::new(m.layout.clone(), m.activation);
+    // Each comparison scores the runs of one task on that task's test split: the held-out runs of the last
+    // run's task, the training sample's runs of the first run's task.
+    let compare_task = |range: std::ops::Range<usize>, task: usize| {
+        let idx: Vec<usize> = range.filter(|&r| sets.run_task[r] == task).collect();
+        compare(&ae, &mlp, &data[task], finals.select(ndarray::Axis(0), &idx).view())
+    };
     let heldout = match cfg.heldout {
         0 => None,
-        _ => Some(compare(&ae, &mlp, &data, finals.slice(s![n_train.., ..]))?),
+        _ => Some(compare_task(n_train..runs, sets.run_task[runs - 1])?),
     };
-    let train = compare(&ae, &mlp, &data, finals.slice(s![..n_train.min(TRAIN_SAMPLE), ..]))?;
+    let train = compare_task(0..n_train.min(TRAIN_SAMPLE), sets.run_task[0])?;
     if let Some(h) = &heldout {
         describe("held-out", h);
     }
