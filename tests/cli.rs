@@ -457,7 +457,16 @@ fn tasks_train_a_context_conditioned_meta_model_that_eval_gen_scores_per_guidanc
     assert_eq!(c["conditioned"][0]["mean"], c["unconditioned"]["mean"]);
     assert_eq!(c["conditioned"][2]["guidance"], 3.0);
 
-    // Context flags without --context, sets of other architectures, and a context model's export: clear errors.
+    // generate for a task; the same flag on an unconditioned model is refused.
+    let gen = ["generate", "-n", "4", "--steps", "3", "--guidance", "2", "--context-from"];
+    ok(run(&gen, &[&p("t90"), Path::new("--meta"), &p("m"), Path::new("--out"), &p("g.safetensors")])?)?;
+    assert!(p("g.safetensors").exists());
+    ok(run(&flow, &[Path::new("--trajectories"), &p("t0"), Path::new("--out"), &p("plain")])?)?;
+    let o = run(&gen, &[&p("t90"), Path::new("--meta"), &p("plain"), Path::new("--out"), &p("h.safetensors")])?;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(1) && stderr.contains("trained without --context"), "{stderr}");
+
+    // Context flags without --context, sets of other architectures: clear errors.
     let o = run(
         &[&flow[..], &["--context-size", "5", "--trajectories"]].concat(),
         &[&p("t0"), Path::new("--out"), &p("x")],

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::json;
+use weightflow::eval::EvalData;
 use weightflow::flow::{MetaModel, Sampler};
-use weightflow::train::{device, DeviceKind};
+use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::kebab;
 use crate::output;
+use crate::tasks::{context_pool, task_name};
 
 /// Command-line arguments of `generate`.
 #[derive(Debug, clap::Args)]
@@ -28,9 +30,19 @@ pub struct Args {
     /// ODE solver: euler, heun or rk4.
     #[arg(long, value_parser = kebab::<Sampler>, default_value = "euler")]
     pub sampler: Sampler,
-    /// Seed of the source samples.
+    /// Seed of the source samples (and of the context set's rows).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Context-conditioned models: generate for the task of this trajectory set, conditioned on a context
+    /// set drawn from its training split (without it, generation is unconditioned).
+    #[arg(long)]
+    pub context_from: Option<PathBuf>,
+    /// Rows of that context set (default: the model's training set size).
+    #[arg(long)]
+    pub context_size: Option<usize>,
+    /// Classifier-free guidance weight (1: the conditional field; 0: unconditioned; > 1: pushed further).
+    #[arg(long, default_value_t = 1.0)]
+    pub guidance: f64,
     /// Device: cpu, or cuda with the `cuda` feature.
     #[arg(long, value_parser = kebab::<DeviceKind>, default_value = "cpu")]
     pub device: DeviceKind,
@@ -48,8 +60,30 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("-n and --steps must be at least 1".into());
     }
     let model = MetaModel::load(&args.meta, &device(args.device)?)?;
+    let context = match (&args.context_from, model.context_config()) {
+        (Some(dir), Some(c)) => {
+            let set = TrajectorySet::load(dir)?;
+            let pool = context_pool(&EvalData::from_manifest(&set.manifest)?);
+            let m = args.context_size.unwrap_or(c.set_size);
+            if m == 0 {
+                return Err("--context-size must be at least 1".into());
+            }
+            output::say(format_args!(
+                "conditioned on {m} rows of {} (guidance {})",
+                task_name(&set.manifest),
+                args.guidance
+            ));
+            Some(pool.draw(m, &mut weightflow::rng::rng(args.seed)))
+        }
+        (Some(_), None) => return Err("--context-from: this meta-model was trained without --context".into()),
+        (None, _) if args.context_size.is_some() => return Err("--context-size needs --context-from".into()),
+        (None, _) => None,
+    };
     let started = std::time::Instant::now();
-    let thetas = model.generate(args.n, args.sampler, args.steps, args.seed)?;
+    let thetas = match &context {
+        Some(c) => model.generate_conditioned(args.n, args.sampler, args.steps, args.seed, c, args.guidance)?,
+        None => model.generate(args.n, args.sampler, args.steps, args.seed)?,
+    };
     let seconds = started.elapsed().as_secs_f64();
     let sampler = serde_json::to_value(args.sampler)?;
     let sampler = sampler.as_str().unwrap_or("?");
@@ -59,6 +93,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ("sampler", sampler.to_string()),
         ("steps", args.steps.to_string()),
         ("seed", args.seed.to_string()),
+        ("context", args.context_from.as_ref().map_or("none".into(), |p| p.display().to_string())),
+        ("guidance", args.guidance.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
