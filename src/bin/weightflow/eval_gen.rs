@@ -2,7 +2,9 @@
 //!
 //! JSON (schema `eval-gen/1`): the [`GenerationReport`] of `weightflow::eval` — `generated`, `trained`,
 //! `w1`, `nn_distance`, `error_iou`, `init_steps`, `constant_predictors`, `weight_norm`, `spread`,
-//! `disagreement`, `best_of_k`, `path_loss` — plus `schema`, `meta`, `settings`. Accuracies are on the
+//! `disagreement`, `best_of_k`, `path_loss` — plus `schema`, `meta`, `settings`, and for a context-conditioned
+//! model `context` (`task`, `set_size`, `unconditioned` and per `--guidance` weight `conditioned`: accuracy
+//! mean/min/max; the main figures of such a model are its unconditioned ones). Accuracies are on the
 //! held-out split of the trajectories' data set; every generated classifier comes from fresh source samples.
 
 use std::path::PathBuf;
@@ -53,7 +55,7 @@ pub struct Args {
     pub seed: u64,
     /// Context-conditioned models: guidance weights w of the conditioned figures, comma-separated (1: the
     /// conditional field, 0: unconditioned, > 1: pushed further towards the context).
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1,2")]
     pub guidance: String,
     /// Write path_loss.svg and w1.svg into this directory.
     #[arg(long)]
