@@ -8,7 +8,8 @@ use weightflow::data::DatasetSpec;
 use weightflow::rng;
 use weightflow::space::{KaimingUniform, Layout, Source};
 use weightflow::train::{
-    train_base, train_runs, Backend, BatchedMlp, DeviceKind, OptimizerKind, TrainConfig, TrainData, TrajectorySet,
+    train_base, train_base_task, train_runs, Backend, BatchedMlp, DeviceKind, OptimizerKind, TrainConfig, TrainData,
+    TrajectorySet,
 };
 
 type R = Result<(), Box<dyn std::error::Error>>;
@@ -214,5 +215,35 @@ fn bad_training_settings_are_refused_with_a_reason() -> R {
     .unwrap_err()
     .to_string();
     assert!(e.contains("10 classes"), "{e}");
+    Ok(())
+}
+
+/// A task set (`train_base_task`) records its task, and `EvalData::from_manifest` rebuilds exactly the rows its
+/// runs were trained and tested on: each run's recorded accuracies recomputed from the rebuilt splits match, and
+/// the task's rows are not the plain data set's (the same runs score lower on unrotated digits).
+#[test]
+fn task_sets_rebuild_their_rows_from_the_manifest() -> R {
+    let layout = Layout::parse("64-8-10")?;
+    let cfg = TrainConfig { runs: 3, checkpoints: 2, epochs: 4, batch_size: 64, ..TrainConfig::default() };
+    let task: weightflow::data::Shift = "rotate:90".parse()?;
+    let set = train_base_task(&DatasetSpec::Digits, Some(&task), 0, &layout, &cfg, DeviceKind::Cpu, &mut |_| {})?;
+    assert_eq!(set.manifest.task.as_deref(), Some("rotate:90-90"));
+    let data = weightflow::eval::EvalData::from_manifest(&set.manifest)?;
+    let mlp = Mlp::new(layout.clone(), Activation::Relu);
+    let finals = set.thetas().index_axis(Axis(1), 2).to_owned();
+    let accuracy = |x: &Array2<f32>, y: &[usize]| -> Result<Vec<f64>, Box<dyn std::error::Error>> {
+        Ok(weightflow::eval::accuracy_stats(&mlp, finals.view(), x.view(), y)?.per_classifier)
+    };
+    let train = accuracy(&data.train.x, &data.train.y)?;
+    let test = accuracy(&data.test.x, &data.test.y)?;
+    let recorded_train = set.metric2("train_accuracy").expect("recorded").column(2).to_owned();
+    let recorded_test = set.metric1("test_accuracy").expect("recorded").to_owned();
+    for r in 0..3 {
+        assert!((train[r] - recorded_train[r] as f64).abs() < 1e-6, "run {r}: {train:?} vs {recorded_train}");
+        assert!((test[r] - recorded_test[r] as f64).abs() < 1e-6, "run {r}: {test:?} vs {recorded_test}");
+    }
+    let plain = weightflow::eval::EvalData::load(&DatasetSpec::Digits, 0, &set.manifest.standardizer)?;
+    let unrotated = accuracy(&plain.test.x, &plain.test.y)?;
+    assert!(unrotated.iter().zip(&test).all(|(u, t)| u + 0.1 < *t), "unrotated {unrotated:?} vs task {test:?}");
     Ok(())
 }
