@@ -117,21 +117,6 @@ impl DatasetSpec {
     /// Loads the data set and splits it (see [`DatasetSpec`]); `seed` fixes the random splits and is
     /// unused by `uci-heart`. Features are not standardised.
     pub fn load(&self, seed: u64) -> Result<Splits> {
-        self.load_split(seed)
-    }
-
-    /// Loads the data set's splits (see [`Self::load`]) and applies `task` to each of them
-    /// ([`Splits::shifted`], its randomness from `seed`): the data of base runs trained on a variant of the
-    /// set, such as rotated digits. `None` is [`Self::load`].
-    pub fn load_task(&self, seed: u64, task: Option<&super::Shift>) -> Result<Splits> {
-        let splits = self.load_split(seed)?;
-        match task {
-            Some(shift) => splits.shifted(shift, seed),
-            None => Ok(splits),
-        }
-    }
-
-    fn load_split(&self, seed: u64) -> Result<Splits> {
         let mut rng = stream(seed, SPLIT_STREAM);
         match self {
             DatasetSpec::UciHeart => {
@@ -157,6 +142,17 @@ impl DatasetSpec {
                 let data = load_csv(path, &CsvOptions { header: CsvHeader::Auto, label_column })?;
                 Splits::random(&data, [0.6, 0.2, 0.2], &mut rng)
             }
+        }
+    }
+
+    /// Loads the data set's splits (see [`Self::load`]) and applies `task` to each of them
+    /// ([`Splits::shifted`], its randomness from `seed`): the data of base runs trained on a variant of the
+    /// set, such as rotated digits. `None` is [`Self::load`].
+    pub fn load_task(&self, seed: u64, task: Option<&super::Shift>) -> Result<Splits> {
+        let splits = self.load(seed)?;
+        match task {
+            Some(shift) => splits.shifted(shift, seed),
+            None => Ok(splits),
         }
     }
 }

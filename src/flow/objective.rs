@@ -71,11 +71,15 @@ impl BatchSampler<'_> {
         }
     }
 
-    /// Pairs `next` with `prev` by OT (rows of `next` reordered), unless the coupling says otherwise.
-    fn couple(&self, prev: &Array2<f32>, next: Array2<f32>) -> Array2<f32> {
+    /// Pairs `next` (checkpoints of `runs`) with `prev` by OT — rows of `next` and their runs reordered
+    /// together — unless the coupling says otherwise.
+    fn couple(&self, prev: &Array2<f32>, next: Array2<f32>, runs: Vec<usize>) -> (Array2<f32>, Vec<usize>) {
         match self.coupling {
-            Coupling::Ot => gather(next.view(), &ot_pairing(prev.view(), next.view())),
-            Coupling::Independent | Coupling::Trajectory => next,
+            Coupling::Ot => {
+                let order = ot_pairing(prev.view(), next.view());
+                (gather(next.view(), &order), order.iter().map(|&i| runs[i]).collect())
+            }
+            Coupling::Independent | Coupling::Trajectory => (next, runs),
         }
     }
 
@@ -91,13 +95,7 @@ impl BatchSampler<'_> {
         let runs = self.runs(rng);
         let x1 = self.checkpoint(&runs, self.k());
         let x0 = if self.coupling == Coupling::Trajectory { self.checkpoint(&runs, 0) } else { self.fresh(rng) };
-        let (x1, runs) = match self.coupling {
-            Coupling::Ot => {
-                let order = ot_pairing(x0.view(), x1.view());
-                (gather(x1.view(), &order), order.iter().map(|&i| runs[i]).collect())
-            }
-            Coupling::Independent | Coupling::Trajectory => (x1, runs),
-        };
+        let (x1, runs) = self.couple(&x0, x1, runs);
         let t: Vec<f32> = (0..self.batch).map(|_| rng.random::<f32>()).collect();
         let mut x = x0.clone();
         for ((mut row, r1), &ti) in x.rows_mut().into_iter().zip(x1.rows()).zip(&t) {
@@ -121,7 +119,8 @@ impl BatchSampler<'_> {
                 Some(runs) => self.checkpoint(runs, knot),
                 None => {
                     let runs = self.runs(rng);
-                    self.couple(&prev, self.checkpoint(&runs, knot))
+                    let next = self.checkpoint(&runs, knot);
+                    self.couple(&prev, next, runs).0
                 }
             };
             chain.slice_mut(s![.., j, ..]).assign(&next);

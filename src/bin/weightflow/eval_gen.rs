@@ -55,8 +55,8 @@ pub struct Args {
     pub seed: u64,
     /// Context-conditioned models: guidance weights w of the conditioned figures, comma-separated (1: the
     /// conditional field, 0: unconditioned, > 1: pushed further towards the context).
-    #[arg(long, default_value = "1,2")]
-    pub guidance: String,
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub guidance: Vec<f64>,
     /// Write path_loss.svg and w1.svg into this directory.
     #[arg(long)]
     pub plots: Option<PathBuf>,
@@ -251,15 +251,10 @@ fn context_report(
     set_size: usize,
     unconditioned: ndarray::ArrayView2<f32>,
 ) -> Result<ContextReport, Box<dyn std::error::Error>> {
-    let weights: Vec<f64> = args
-        .guidance
-        .split(',')
-        .map(|w| w.trim().parse::<f64>().map_err(|_| format!("--guidance {:?}: expected numbers", args.guidance)))
-        .collect::<Result<_, _>>()?;
     let context = context_pool(data).draw(set_size, &mut weightflow::rng::rng(args.seed));
     let test = |thetas: ndarray::ArrayView2<f32>| accuracy_stats(mlp, thetas, data.test.x.view(), &data.test.y);
     let mut conditioned = Vec::new();
-    for w in weights {
+    for &w in &args.guidance {
         let g = model.generate_conditioned(args.n, args.sampler, args.steps, args.seed, &context, w)?;
         conditioned.push(Guided { guidance: w, accuracy: test(g.view())?.stats });
     }
