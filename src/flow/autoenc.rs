@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use candle_core::{DType, Device, Module, Tensor, Var, D};
 use candle_nn::ops::log_softmax;
-use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{Linear, ParamsAdamW, VarBuilder, VarMap};
 use ndarray::{s, Array2, ArrayView2, ArrayView3, Axis};
 use rand::seq::SliceRandom as _;
 use rand::Rng as _;
@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use super::error::CandleContext;
 use super::io::{read_checked_manifest, read_checked_tensors, safetensors_bytes, save_pair};
 use super::net::{linear, seeded_init};
+use super::optim::AdamWEma;
 use super::{data_digest, prepared_trajectories, sorted_vars, Error, MetaTrainConfig, Result, Scaling};
 use crate::classifier::Activation;
 use crate::rng;
@@ -316,8 +317,7 @@ pub fn train_autoencoder(
     seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
-    let mut opt =
-        AdamW::new(vars.iter().map(|(_, v)| v.clone()).collect::<Vec<Var>>(), params).op("create optimiser")?;
+    let mut opt = AdamWEma::new(vars.iter().map(|(_, v)| v.clone()).collect::<Vec<Var>>(), params, None)?;
     let mean_t = Tensor::from_vec(mean.to_vec(), (1, d), device).op("upload mean")?;
     let upload = |rows: ArrayView2<f32>| -> Result<Tensor> {
         let rows = rows.as_standard_layout();
@@ -380,7 +380,7 @@ pub fn train_autoencoder(
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
         }
-        opt.backward_step(&loss).op("optimiser step")?;
+        opt.backward_step(&loss)?;
         if recent.len() == FINAL_LOSS_WINDOW {
             recent.remove(0);
         }

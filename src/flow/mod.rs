@@ -35,6 +35,7 @@ mod io;
 pub(crate) mod model;
 mod net;
 mod objective;
+mod optim;
 pub(crate) mod precond;
 mod sampler;
 mod scaling;

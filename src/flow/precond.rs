@@ -20,6 +20,7 @@
 
 use candle_core::{Tensor, D};
 use candle_nn::VarBuilder;
+use ndarray::{Array2, ArrayView2, Zip};
 
 use super::error::CandleContext;
 use super::Result;
@@ -56,6 +57,49 @@ impl Precond {
             mu1.broadcast_add(&c_skip.mul(&centred)?)?.add(&c_out.mul(f)?)
         };
         run().op("endpoint preconditioning")
+    }
+}
+
+/// Host copies of the statistics, for training: there the endpoint's residual is formed outside the autograd
+/// graph ([`PrecondStats::residual_terms`]).
+#[derive(Debug, Clone)]
+pub(crate) struct PrecondStats {
+    pub mu1: Vec<f32>,
+    pub var0: Vec<f32>,
+    pub var1: Vec<f32>,
+}
+
+impl PrecondStats {
+    /// The endpoint loss's residual x̂_1 − y, with y = x + (1 − t) u the endpoint of the straight path through
+    /// x with velocity u, is affine in the network's output F: `c_out ⊙ F + offset`, where
+    /// offset = μ_1 + c_skip (x − t μ_1) − y. Returns (c_out, offset), both `[B, D]`, for inputs x, times t
+    /// and velocity targets u.
+    ///
+    /// Why here and not in candle: candle's backward pass differentiates every operand of every op on a path
+    /// to a variable, trained or not. Built from tensors, these dozen `[B, D]` products would cost as much
+    /// again in the backward pass. Built here, the graph holds two ops.
+    pub(crate) fn residual_terms(
+        &self,
+        x: ArrayView2<f32>,
+        t: &[f32],
+        u: ArrayView2<f32>,
+    ) -> (Array2<f32>, Array2<f32>) {
+        let mut c_out = Array2::<f32>::zeros(x.raw_dim());
+        let mut offset = Array2::<f32>::zeros(x.raw_dim());
+        Zip::from(c_out.rows_mut()).and(offset.rows_mut()).and(x.rows()).and(u.rows()).and(t).par_for_each(
+            |mut c_row, mut o_row, x_row, u_row, &t| {
+                let gap = 1.0 - t;
+                for j in 0..x_row.len() {
+                    let (mu1, var0, var1) = (self.mu1[j], self.var0[j], self.var1[j]);
+                    let var_t = gap * gap * var0 + t * t * var1;
+                    let c_skip = t * var1 / var_t;
+                    c_row[j] = (var0 * var1).sqrt() * gap / var_t.sqrt();
+                    let y = x_row[j] + u_row[j] * gap;
+                    o_row[j] = mu1 + c_skip * (x_row[j] - t * mu1) - y;
+                }
+            },
+        );
+        (c_out, offset)
     }
 }
 
@@ -102,5 +146,39 @@ mod tests {
         let c_out = (4.0f64 * 0.25).sqrt() * 0.5 / 1.0625f64.sqrt();
         assert!(((with_f[1][0] - got[1][0]) as f64 - c_out).abs() < 1e-6);
         assert!((with_f[2][0] - got[2][0]).abs() < 1e-6, "no correction at t = 1");
+    }
+
+    #[test]
+    fn host_residual_terms_equal_the_tensor_endpoint_minus_the_target() {
+        use ndarray::Array2;
+        let (b, d) = (5, 7);
+        let coord = |j: usize, a: f32| a + 0.3 * j as f32;
+        let stats = PrecondStats {
+            mu1: (0..d).map(|j| coord(j, -0.4)).collect(),
+            var0: (0..d).map(|j| coord(j, 0.5)).collect(),
+            var1: (0..d).map(|j| coord(j, 0.02)).collect(),
+        };
+        let dev = Device::Cpu;
+        let map: HashMap<String, Tensor> = [("mu1", &stats.mu1), ("var0", &stats.var0), ("var1", &stats.var1)]
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), Tensor::from_slice(v, d, &dev).unwrap()))
+            .collect();
+        let p = Precond::new(d, VarBuilder::from_tensors(map, DType::F32, &dev)).unwrap();
+        let x = Array2::from_shape_fn((b, d), |(i, j)| ((i * d + j) as f32 * 0.37).sin());
+        let u = Array2::from_shape_fn((b, d), |(i, j)| ((i + 2 * j) as f32 * 0.61).cos());
+        let f = Array2::from_shape_fn((b, d), |(i, j)| ((3 * i + j) as f32 * 0.23).sin());
+        let t = [0.0f32, 0.2, 0.5, 0.9, 1.0];
+        let (c_out, offset) = stats.residual_terms(x.view(), &t, u.view());
+        let up = |a: &Array2<f32>| Tensor::from_slice(a.as_slice().unwrap(), (b, d), &dev).unwrap();
+        let tt = Tensor::from_slice(&t, (b, 1), &dev).unwrap();
+        let x1: Vec<Vec<f32>> = p.endpoint(&up(&x), &tt, &up(&f)).unwrap().to_vec2().unwrap();
+        for i in 0..b {
+            for j in 0..d {
+                let y = x[[i, j]] as f64 + (1.0 - t[i] as f64) * u[[i, j]] as f64;
+                let want = x1[i][j] as f64 - y;
+                let got = c_out[[i, j]] as f64 * f[[i, j]] as f64 + offset[[i, j]] as f64;
+                assert!((got - want).abs() < 1e-5, "row {i} col {j}: {got} vs {want}");
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use candle_nn::{ParamsAdamW, VarBuilder, VarMap};
 use ndarray::{Array2, Array3, ArrayView3, Axis};
 
 use super::context::draw_step;
@@ -11,7 +11,8 @@ use super::error::CandleContext;
 use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
 use super::objective::{Batch, BatchSampler};
-use super::precond::{column, MIN_VAR, PRECOND_PREFIX};
+use super::optim::AdamWEma;
+use super::precond::{PrecondStats, MIN_VAR, PRECOND_PREFIX};
 use super::space::FlowSource;
 use super::{
     align_trajectories, autoencoder_inputs, data_digest, ContextEncoder, ContextTasks, Coupling, Error, LrSchedule,
@@ -251,24 +252,16 @@ fn fit<'a>(
     };
     let mut crng = rng::stream(cfg.seed, STREAM_CONTEXT);
     seeded_init(&varmap, &mut rng::stream(cfg.seed, STREAM_INIT))?;
-    if matches!(net, Net::Velocity(_)) {
-        set_precond(&varmap, z, source, cfg, device)?;
-    }
+    let precond = match net {
+        Net::Velocity(_) => Some(set_precond(&varmap, z, source, cfg, device)?),
+        Net::Potential(_) => None,
+    };
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
-    // The preconditioner's statistics are data, not parameters.
-    let trained: Vec<Var> =
-        vars.iter().filter(|(n, _)| !n.starts_with(PRECOND_PREFIX)).map(|(_, v)| v.clone()).collect();
-    let mut opt = AdamW::new(trained, params).op("create optimiser")?;
-    let mut ema: Option<Vec<Tensor>> = match cfg.ema_decay {
-        Some(_) => Some(
-            vars.iter()
-                .map(|(_, v)| v.as_tensor().copy().map(|t| t.detach()))
-                .collect::<candle_core::Result<_>>()
-                .op("copy weights")?,
-        ),
-        None => None,
-    };
+    // The preconditioner's statistics are data, not parameters: neither trained nor averaged.
+    let is_trained = |name: &str| !name.starts_with(PRECOND_PREFIX);
+    let trained: Vec<Var> = vars.iter().filter(|(n, _)| is_trained(n)).map(|(_, v)| v.clone()).collect();
+    let mut opt = AdamWEma::new(trained, params, cfg.ema_decay)?;
 
     let sampler = BatchSampler {
         z,
@@ -296,17 +289,13 @@ fn fit<'a>(
             }
             None => None,
         };
-        let loss = loss(&net, &batch, c.as_ref(), cfg.predicts_endpoint(), device)?;
+        let endpoint = precond.as_ref().filter(|_| cfg.predicts_endpoint());
+        let loss = loss(&net, &batch, c.as_ref(), endpoint, device)?;
         let value = loss.to_scalar::<f32>().op("read loss")?;
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
         }
-        opt.backward_step(&loss).op("optimiser step")?;
-        if let (Some(ema), Some(decay)) = (ema.as_mut(), cfg.ema_decay) {
-            for (e, (_, v)) in ema.iter_mut().zip(&vars) {
-                *e = ((&*e * decay).and_then(|a| a + (v.as_tensor() * (1.0 - decay))?)).op("ema update")?.detach();
-            }
-        }
+        opt.backward_step(&loss)?;
         if recent.len() == FINAL_LOSS_WINDOW {
             recent.remove(0);
         }
@@ -315,14 +304,15 @@ fn fit<'a>(
     }
     let final_loss = recent.iter().sum::<f32>() / recent.len().max(1) as f32;
 
-    let weights: Vec<(String, Tensor)> = match ema {
-        Some(ema) => vars.iter().map(|(n, _)| n.clone()).zip(ema).collect(),
-        None => vars
-            .iter()
-            .map(|(n, v)| v.as_tensor().copy().map(|t| (n.clone(), t.detach())))
-            .collect::<candle_core::Result<_>>()
-            .op("copy weights")?,
-    };
+    let mut kept = opt.weights()?.into_iter();
+    let mut weights = Vec::with_capacity(vars.len());
+    for (name, var) in &vars {
+        let w = match is_trained(name) {
+            true => kept.next().expect("one kept tensor per trained variable"),
+            false => var.as_tensor().copy().op("copy weights")?.detach(),
+        };
+        weights.push((name.clone(), w));
+    }
     Ok((weights, final_loss))
 }
 
@@ -333,25 +323,27 @@ enum Net {
 
 /// Sets the preconditioner's statistics (module `precond`): the per-coordinate mean and variance of the
 /// scaled final checkpoints, and the variance of the scaled source, estimated from 4,096 seeded samples.
+/// Returns them for the training loss.
 fn set_precond(
     varmap: &VarMap,
     z: ArrayView3<f32>,
     source: &FlowSource,
     cfg: &MetaTrainConfig,
     device: &Device,
-) -> Result<()> {
+) -> Result<PrecondStats> {
     let k = z.dim().1 - 1;
     let finals = z.index_axis(Axis(1), k);
     let mean = |a: ndarray::ArrayView2<f32>| a.mean_axis(Axis(0)).expect("at least one row");
     let var = |a: ndarray::ArrayView2<f32>| a.var_axis(Axis(0), 0.0).mapv(|v| v.max(MIN_VAR));
     let src = source.sample(4096, &mut rng::stream(cfg.seed, STREAM_PRECOND));
-    for (name, values) in [("mu1", mean(finals)), ("var0", var(src.view())), ("var1", var(finals))] {
-        let t = Tensor::from_vec(values.to_vec(), values.len(), device).op("upload preconditioner")?;
+    let stats = PrecondStats { mu1: mean(finals).to_vec(), var0: var(src.view()).to_vec(), var1: var(finals).to_vec() };
+    for (name, values) in [("mu1", &stats.mu1), ("var0", &stats.var0), ("var1", &stats.var1)] {
+        let t = Tensor::from_slice(values, values.len(), device).op("upload preconditioner")?;
         let data = varmap.data().lock().expect("var map lock poisoned");
         let var = data.get(&format!("{PRECOND_PREFIX}{name}")).expect("VelocityNet declares its preconditioner");
         var.set(&t).op("set preconditioner")?;
     }
-    Ok(())
+    Ok(stats)
 }
 
 /// The VarMap's variables sorted by name (its HashMap order must not reach the optimiser or the file).
@@ -363,28 +355,31 @@ pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
 }
 
 /// Mean over the batch of ‖v(x, t) − target‖² (velocity), ‖x̂_1(x, t) − (x + (1 − t)·target)‖² (endpoint
-/// prediction: x + (1 − t)(x_1 − x_0) is the endpoint x_1 of the straight path through x), or
-/// ‖τ ∇V(x, t) + target‖² (JKO).
+/// prediction with the preconditioner's statistics `endpoint`: x + (1 − t)(x_1 − x_0) is the endpoint x_1 of
+/// the straight path through x), or ‖τ ∇V(x, t) + target‖² (JKO).
 /// `c` `[B, cond_dim]`: each row's conditioning vector (context-conditioned models).
-fn loss(net: &Net, batch: &Batch, c: Option<&Tensor>, endpoint: bool, device: &Device) -> Result<Tensor> {
+fn loss(
+    net: &Net,
+    batch: &Batch,
+    c: Option<&Tensor>,
+    endpoint: Option<&PrecondStats>,
+    device: &Device,
+) -> Result<Tensor> {
     let x = to_tensor(&batch.x, device)?;
     let t = Tensor::from_slice(&batch.t, batch.t.len(), device).op("upload minibatch")?;
-    let mut target = to_tensor(&batch.target, device)?;
-    if endpoint {
-        let gap: Vec<f32> = batch.t.iter().map(|t| 1.0 - t).collect();
-        let gap = Tensor::from_vec(gap, (batch.t.len(), 1), device).op("upload minibatch")?;
-        target = (&x + target.broadcast_mul(&gap).op("endpoint target")?).op("endpoint target")?;
-    }
     let resid = match (net, &batch.tau) {
-        (Net::Velocity(v), _) if endpoint => {
-            let x1 = v.endpoint(&x, &column(&t)?, &v.forward(&x, &t, c)?)?;
-            (x1 - target).op("residual")?
-        }
-        (Net::Velocity(v), _) => (v.forward(&x, &t, c)? - target).op("residual")?,
+        (Net::Velocity(v), _) => match endpoint {
+            Some(stats) => {
+                let (c_out, offset) = stats.residual_terms(batch.x.view(), &batch.t, batch.target.view());
+                let (c_out, offset) = (to_tensor(&c_out, device)?, to_tensor(&offset, device)?);
+                (v.forward(&x, &t, c)? * c_out).and_then(|r| r + offset).op("residual")?
+            }
+            None => (v.forward(&x, &t, c)? - to_tensor(&batch.target, device)?).op("residual")?,
+        },
         (Net::Potential(p), Some(tau)) => {
             let tau = Tensor::from_slice(tau, (tau.len(), 1), device).op("upload minibatch")?;
             let g = p.grad_x_graph(&x, &t, None)?;
-            (g.broadcast_mul(&tau).op("jko residual")? + target).op("jko residual")?
+            (g.broadcast_mul(&tau).op("jko residual")? + to_tensor(&batch.target, device)?).op("jko residual")?
         }
         (Net::Potential(_), None) => unreachable!("JKO batches carry τ"),
     };
