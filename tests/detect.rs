@@ -266,9 +266,9 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
     let tables = det.calibrate(gaussian(100, [0.0, 0.0], 1.0, &mut rng(6)).view(), &[10], 20, 1)?;
     let back: Vec<Calibration> = serde_json::from_str(&serde_json::to_string(&tables)?)?;
     assert_eq!(back, tables);
-    // Missing fields take the defaults, except the selection, the λ cap and the step rule: a stored config
-    // without them predates them and was calibrated with the first-M voters, an uncapped λ and plain gradient
-    // steps θ − lr·g (its lr is stored with it).
+    // Missing fields take the defaults, except the selection, the λ cap, the step rule and the step back-off:
+    // a stored config without them predates them and was calibrated with the first-M voters, an uncapped λ
+    // and plain gradient steps θ − lr·g of the lr stored with it.
     let config: EnsembleConfig = serde_json::from_str(r#"{"steps": 3, "lr": 2.0}"#)?;
     let old = EnsembleConfig {
         steps: 3,
@@ -276,6 +276,7 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
         lambda_rows: None,
         step_rule: StepRule::Absolute,
         lr: 2.0,
+        step_keep: None,
         ..Default::default()
     };
     assert_eq!(config, old);
@@ -484,19 +485,68 @@ fn normalised_steps_move_a_fixed_fraction_of_the_weights_whatever_the_gradient_s
     }
 }
 
-#[test]
-fn calibrated_step_sizes_follow_the_scale_of_a_rescaled_relu_layer() -> TestResult {
-    // A ReLU MLP computes the same function when its first layer (W₀, b₀) is multiplied by c and W₁ divided by
-    // c. Then g₀ = ∇_{θ₀}ℓ shrinks by c and ‖θ₀‖ grows by c, so the calibrated step size of layer 0 must grow by
-    // c² (its move lr₀·g₀ grows by c, like the layer); an absolute step would move it by 1/c instead.
+/// A 2-4-2 ReLU f, a pool of noisy copies of it, and reference rows: the fixture of the calibrated-step tests.
+fn relu_problem(seed: u64) -> (Mlp, Array1<f32>, Array2<f32>, Array2<f32>) {
     let mlp = Mlp::new(Layout::parse("2-4-2").unwrap(), Activation::Relu);
     let d = mlp.layout.dim();
-    let mut r = rng(3);
+    let mut r = rng(seed);
     let f = Array1::from_shape_fn(d, |_| <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut r));
     let pool = Array2::from_shape_fn((40, d), |(_, j)| {
         f[j] + 0.3 * <StandardNormal as Distribution<f32>>::sample(&StandardNormal, &mut r)
     });
     let p_ref = gaussian(120, [0.0, 0.0], 1.0, &mut r);
+    (mlp, f, pool, p_ref)
+}
+
+#[test]
+fn the_step_backs_off_by_root_two_until_half_the_members_survive_in_distribution_windows() -> TestResult {
+    let (mlp, f, pool, p_ref) = relu_problem(3);
+    let build = |lr: f32, keep: Option<f64>| {
+        // Few "agree on P" rows against a window at full weight: large steps make members disagree everywhere.
+        let config = EnsembleConfig {
+            ensemble_size: 8,
+            floor: 0.8,
+            lr,
+            step_keep: keep,
+            refine_rows: 16,
+            lambda_rows: None,
+            ..EnsembleConfig::default()
+        };
+        EnsembleDetector::new(mlp.clone(), f.clone(), p_ref.clone(), pool.clone(), config)
+    };
+    // A step far too large for this family (each layer may move by up to 5 × 4 = 20 times its norm per step).
+    let (fixed, backed) = (build(4.0, None)?, build(4.0, Some(0.5))?);
+    assert_eq!(fixed.step_lr(), 4.0, "no back-off without step_keep");
+    let k = (2.0 * (4.0 / backed.step_lr() as f64).log2()).round();
+    assert!((1.0..=6.0).contains(&k), "backed off {k} times to {}", backed.step_lr());
+    assert!((backed.step_lr() as f64 - 4.0 * 2f64.powf(-k / 2.0)).abs() < 1e-5, "lr / √2^k");
+    // Every per-layer size scales with it.
+    for (a, b) in fixed.step_sizes().unwrap().iter().zip(backed.step_sizes().unwrap()) {
+        assert!((b / a - backed.step_lr() / 4.0).abs() < 1e-5);
+    }
+    // A small step needs no back-off.
+    assert_eq!(build(0.01, Some(0.5))?.step_lr(), 0.01);
+    // What the back-off is for, on fresh in-distribution windows: the members that still pass the floor and vote.
+    let windows = gaussian(400, [0.0, 0.0], 1.0, &mut rng(9));
+    let mean_voters = |det: &EnsembleDetector| -> Result<f64, DetectError> {
+        let mut total = 0;
+        for (w, q) in windows.axis_chunks_iter(Axis(0), 10).enumerate() {
+            total += det.window_statistics(q, w as u64)?.ensemble_size;
+        }
+        Ok(total as f64 / (40 * 8) as f64)
+    };
+    let (before, after) = (mean_voters(&fixed)?, mean_voters(&backed)?);
+    // (measured: 0.53 of the members vote at lr 4, 0.94 after three back-offs to lr 4/√8)
+    assert!(after >= 0.5 && after > before + 0.2, "voters {before:.3} -> {after:.3}");
+    Ok(())
+}
+
+#[test]
+fn calibrated_step_sizes_follow_the_scale_of_a_rescaled_relu_layer() -> TestResult {
+    // A ReLU MLP computes the same function when its first layer (W₀, b₀) is multiplied by c and W₁ divided by
+    // c. Then g₀ = ∇_{θ₀}ℓ shrinks by c and ‖θ₀‖ grows by c, so the calibrated step size of layer 0 must grow by
+    // c² (its move lr₀·g₀ grows by c, like the layer); an absolute step would move it by 1/c instead.
+    let (mlp, f, pool, p_ref) = relu_problem(3);
     let c = 3.0f32;
     let rescale = |v: &mut [f32]| {
         v[..12].iter_mut().for_each(|x| *x *= c); // W₀ (4×2) and b₀ (4)

@@ -16,7 +16,9 @@ use ndarray::{concatenate, Array1, Array2, Array3, ArrayView2, ArrayView3, Axis}
 use serde::{Deserialize, Serialize};
 
 use super::calibration::{p_value, threshold, Calibration};
-use super::config::{EnsembleConfig, Selection, Statistic, StepRule, CALIBRATED_CAP};
+use super::config::{
+    EnsembleConfig, Selection, Statistic, StepRule, BACKOFF_WINDOWS, BACKOFF_WINDOW_ROWS, CALIBRATED_CAP, STEP_BACKOFFS,
+};
 use super::error::{check_rows, DetectError};
 use super::ks::ks_two_sample;
 use super::method::WindowTest;
@@ -81,8 +83,23 @@ pub struct EnsembleDetector {
     f_ref_probs: Array3<f32>,
     /// Entropies on P_ref when the voters are the same for every window (first-M selection, no steps).
     fixed_reference: Option<Vec<f64>>,
-    /// Per-layer step sizes of [`StepRule::Calibrated`], set at construction (`calibrated_layer_lr`).
-    layer_lr: Option<Vec<f32>>,
+    /// The refinement's step sizes: `config.lr`, or less after the back-off of `config.step_keep`.
+    step: StepSizes,
+}
+
+/// The step sizes a refinement uses.
+#[derive(Debug, Clone, PartialEq)]
+struct StepSizes {
+    /// The rule's lr (for [`StepRule::Calibrated`], the η of its cap).
+    lr: f32,
+    /// Per-layer step sizes of [`StepRule::Calibrated`] (`calibrated_layer_lr`), `None` with any other rule.
+    layer: Option<Vec<f32>>,
+}
+
+impl StepSizes {
+    fn scaled(&self, by: f32) -> Self {
+        Self { lr: self.lr * by, layer: self.layer.as_ref().map(|l| l.iter().map(|v| v * by).collect()) }
+    }
 }
 
 impl EnsembleDetector {
@@ -118,10 +135,13 @@ impl EnsembleDetector {
             return Err(DetectError::NoMemberPassesFloor { floor: config.floor, best });
         }
         let candidates = pool.select(Axis(0), &passing);
-        let mut det =
-            Self { mlp, f, p_ref, p_labels, candidates, config, f_ref_probs, fixed_reference: None, layer_lr: None };
+        let step = StepSizes { lr: config.lr, layer: None };
+        let mut det = Self { mlp, f, p_ref, p_labels, candidates, config, f_ref_probs, fixed_reference: None, step };
         if det.config.steps > 0 && det.config.step_rule == StepRule::Calibrated {
-            det.layer_lr = Some(det.calibrated_layer_lr()?);
+            det.step.layer = Some(det.calibrated_layer_lr()?);
+            if let Some(keep) = det.config.step_keep {
+                det.step = det.backed_off(keep)?;
+            }
         }
         if det.config.steps == 0 && det.config.selection == Selection::First {
             let probs = det.mlp.probabilities(det.candidates.view(), det.p_ref.view())?;
@@ -141,10 +161,16 @@ impl EnsembleDetector {
         self.candidates.view()
     }
 
-    /// The per-layer step sizes lr/G_l of [`StepRule::Calibrated`] set at construction (`None` with any other
-    /// rule, or without steps).
+    /// The per-layer step sizes lr/G_l of [`StepRule::Calibrated`] set at construction, after any back-off
+    /// (`None` with any other rule, or without steps).
     pub fn step_sizes(&self) -> Option<&[f32]> {
-        self.layer_lr.as_deref()
+        self.step.layer.as_deref()
+    }
+
+    /// The step size the refinement uses: `config.lr`, divided by √2 for each back-off that
+    /// [`EnsembleConfig::step_keep`] needed.
+    pub fn step_lr(&self) -> f32 {
+        self.step.lr
     }
 
     /// Members that vote on a window before refinement: M, or fewer when fewer candidates passed the floor.
@@ -221,7 +247,7 @@ impl EnsembleDetector {
             (self.candidates.clone(), fixed.clone())
         } else {
             let chosen = self.select(q, &q_labels)?;
-            let moved = self.refine(chosen, q, &q_labels, &mut stream(seed, 0))?;
+            let moved = self.refine(chosen, q, &q_labels, &mut stream(seed, 0), &self.step)?;
             let probs = self.mlp.probabilities(moved.view(), self.p_ref.view())?;
             let agreement = agreement_rates(argmax(probs.view()).view(), &self.p_labels);
             let keep: Vec<usize> = (0..moved.nrows()).filter(|&m| agreement[m] >= self.config.floor).collect();
@@ -301,13 +327,53 @@ impl EnsembleDetector {
             .collect())
     }
 
-    /// `thetas` moved `steps` gradient steps on ℓ_cdc(g; P_sub, Q) (module docs); unchanged when steps = 0.
+    /// The step sizes after the back-off of [`EnsembleConfig::step_keep`]: the current ones divided by √2 until
+    /// at least `keep` of the members chosen on an in-distribution window still pass the floor after the steps
+    /// (mean over [`BACKOFF_WINDOWS`] windows of reference rows), at most [`STEP_BACKOFFS`] times.
+    fn backed_off(&self, keep: f64) -> Result<StepSizes, DetectError> {
+        let mut sizes = self.step.clone();
+        for _ in 0..STEP_BACKOFFS {
+            if self.kept_fraction(&sizes)? >= keep {
+                break;
+            }
+            sizes = sizes.scaled(std::f32::consts::FRAC_1_SQRT_2);
+        }
+        Ok(sizes)
+    }
+
+    /// The mean fraction of members that pass the floor after refinement with `sizes` on [`BACKOFF_WINDOWS`]
+    /// windows of [`BACKOFF_WINDOW_ROWS`] reference rows, chosen and moved as on a live window (fixed draws, so
+    /// every detector over the same P_ref backs off alike). A window whose steps diverge keeps none.
+    fn kept_fraction(&self, sizes: &StepSizes) -> Result<f64, DetectError> {
+        let n_ref = self.p_ref.nrows();
+        let mut kept = 0.0;
+        for w in 0..BACKOFF_WINDOWS as u64 {
+            let mut rng = stream(BACKOFF_SEED, w);
+            let idx = rand::seq::index::sample(&mut rng, n_ref, BACKOFF_WINDOW_ROWS.min(n_ref)).into_vec();
+            let q = self.p_ref.select(Axis(0), &idx);
+            let q_labels: Vec<usize> = idx.iter().map(|&i| self.p_labels[i]).collect();
+            let chosen = self.select(q.view(), &q_labels)?;
+            let moved = match self.refine(chosen, q.view(), &q_labels, &mut rng, sizes) {
+                Ok(moved) => moved,
+                Err(DetectError::Diverged { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let probs = self.mlp.probabilities(moved.view(), self.p_ref.view())?;
+            let agreement = agreement_rates(argmax(probs.view()).view(), &self.p_labels);
+            kept += agreement.iter().filter(|&&a| a >= self.config.floor).count() as f64 / agreement.len() as f64;
+        }
+        Ok(kept / BACKOFF_WINDOWS as f64)
+    }
+
+    /// `thetas` moved `steps` gradient steps of sizes `sizes` on ℓ_cdc(g; P_sub, Q) (module docs); unchanged
+    /// when steps = 0.
     fn refine(
         &self,
         mut thetas: Array2<f32>,
         q: ArrayView2<'_, f32>,
         q_labels: &[usize],
         rng: &mut Rng,
+        sizes: &StepSizes,
     ) -> Result<Array2<f32>, DetectError> {
         if self.config.steps == 0 {
             return Ok(thetas);
@@ -321,8 +387,7 @@ impl EnsembleDetector {
         let targets = Targets::cdc(&p_labels, q_labels, Some(self.config.lambda_for(q_labels.len())));
         for k in 1..=self.config.steps {
             let (_, grad) = self.mlp.loss_and_grad(thetas.view(), x.view(), &targets)?;
-            let (rule, lr) = (self.config.step_rule, self.config.lr);
-            step(&self.mlp.layout, rule, lr, self.layer_lr.as_deref(), &mut thetas, grad.view());
+            step(&self.mlp.layout, self.config.step_rule, sizes.lr, sizes.layer.as_deref(), &mut thetas, grad.view());
             // Caught here, with what caused it, rather than as "non-finite thetas" from the next pass.
             if let Some(member) = thetas.outer_iter().position(|t| t.iter().any(|v| !v.is_finite())) {
                 let max_abs = q.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
@@ -400,6 +465,9 @@ pub fn step(
     }
 }
 
+/// Seed of the back-off's reference windows (stream w for window w).
+const BACKOFF_SEED: u64 = 0x6261_636b;
+
 /// Why a row of a freshly built array is one slice.
 const FRESH: &str = "an array built here is in standard layout";
 
@@ -443,6 +511,10 @@ fn agreement_rates(preds: ArrayView2<'_, usize>, labels: &[usize]) -> Vec<f64> {
 impl WindowTest for EnsembleDetector {
     fn statistic(&self, q: ArrayView2<'_, f32>, seed: u64) -> Result<f64, DetectError> {
         Ok(self.window_statistics(q, seed)?.get(self.config.statistic))
+    }
+
+    fn step_lr(&self) -> Option<f32> {
+        (self.config.steps > 0).then_some(self.step.lr)
     }
 }
 

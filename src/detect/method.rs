@@ -19,6 +19,12 @@ use crate::classifier::Mlp;
 pub trait WindowTest: Send + Sync {
     /// The statistic of window `q` (standardised rows); `seed` fixes whatever the test draws at random.
     fn statistic(&self, q: ArrayView2<'_, f32>, seed: u64) -> Result<f64, DetectError>;
+
+    /// The step size of a test that moves members per window, after any back-off
+    /// ([`EnsembleConfig::step_keep`]); `None` for a test that takes no steps.
+    fn step_lr(&self) -> Option<f32> {
+        None
+    }
 }
 
 /// The shift tests an evaluation can compare. The faithful path (adjoint matching per window, the `tune`

@@ -29,7 +29,9 @@ mod sliding;
 mod stats;
 
 pub use calibration::{p_value, threshold, Calibration};
-pub use config::{EnsembleConfig, Selection, Statistic, StepRule, CALIBRATED_CAP};
+pub use config::{
+    EnsembleConfig, Selection, Statistic, StepRule, BACKOFF_WINDOWS, BACKOFF_WINDOW_ROWS, CALIBRATED_CAP, STEP_BACKOFFS,
+};
 pub use detectron::{Detectron, DetectronConfig, DetectronStatistics};
 pub use ensemble::{step, EnsembleDetector, Score, WindowStatistics};
 pub use error::DetectError;

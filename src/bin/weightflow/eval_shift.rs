@@ -17,7 +17,8 @@
 //! `fpr_fresh` are means over the K f's; `tpr_sd_f` is the standard deviation of TPR across the f's;
 //! `tpr_se` = √(Σ_k tpr_k(1 − tpr_k)/runs)/K, the binomial standard error of the mean over the windows
 //! (`fpr_se` likewise); AUROC separates the calibration null windows from the shifted ones; times are wall
-//! milliseconds per window (one statistic on one thread), median and 90th percentile over all windows.
+//! milliseconds per window (one statistic on one thread), median and 90th percentile over all windows;
+//! `step_lr_per_f` (methods that refine members) each f's step size after any back-off.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -111,6 +112,10 @@ pub struct Args {
     /// the step rule's own, StepRule::default_lr).
     #[arg(long)]
     pub lr: Option<f32>,
+    /// With the calibrated rule: the least fraction of members that must survive the steps on in-distribution
+    /// windows, else the step size backs off by √2 (0: never back off; default: the library's, 0.5).
+    #[arg(long)]
+    pub step_keep: Option<f64>,
     /// DCE weight λ of the refinement (0 or less: 1/(N+1)).
     #[arg(long)]
     pub lambda: Option<f32>,
@@ -271,6 +276,9 @@ struct Row {
     ms_median: f64,
     ms_p90: f64,
     tpr_per_f: Vec<f64>,
+    /// Each f's refinement step size after any back-off (methods that take steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_lr_per_f: Option<Vec<f32>>,
 }
 
 /// One f's figures for one method and size.
@@ -279,6 +287,7 @@ struct Cell {
     fpr: f64,
     auroc: f64,
     ms: Vec<f64>,
+    step_lr: Option<f32>,
 }
 
 /// Window kinds, part of each window's seed so the three sets never coincide.
@@ -331,6 +340,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         refined.lr = rule.default_lr();
     }
     refined.lr = args.lr.unwrap_or(refined.lr);
+    if let Some(k) = args.step_keep {
+        refined.step_keep = (k > 0.0).then_some(k);
+    }
     refined.refine_rows = args.refine_rows.unwrap_or(refined.refine_rows);
     if let Some(l) = args.lambda {
         refined.lambda = (l > 0.0).then_some(l);
@@ -432,7 +444,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     let shifted = stats(&mut ms, &|w| scenario.window(args.seed, n, w))?;
                     let scores: Vec<f32> = null.iter().chain(&shifted).map(|&v| v as f32).collect();
                     let auroc = auroc(&scores, &labels).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
-                    Ok(Cell { tpr: rate(&shifted), fpr: rate(&fresh), auroc, ms })
+                    Ok(Cell { tpr: rate(&shifted), fpr: rate(&fresh), auroc, ms, step_lr: test.step_lr() })
                 })
                 .collect()
         })
@@ -488,6 +500,7 @@ fn summarise(args: &Args, shift: &str, jobs: &[(usize, Method, usize)], cells: &
                 ms_median: q(0.5),
                 ms_p90: q(0.9),
                 tpr_per_f: mine.iter().map(|c| c.tpr).collect(),
+                step_lr_per_f: mine.iter().map(|c| c.step_lr).collect(),
             });
         }
     }

@@ -70,6 +70,10 @@ pub struct Args {
     /// inverts the test); a relative one is a fraction of the weights' norm.
     #[arg(long)]
     pub refine_lr: Option<f32>,
+    /// With the calibrated rule: the least fraction of members that must survive the steps on in-distribution
+    /// windows, else the step size backs off by √2 when the bundle is built and opened (0: never back off).
+    #[arg(long, default_value_t = EnsembleConfig::default().step_keep.unwrap_or(0.0))]
+    pub refine_step_keep: f64,
     /// Seed of the calibration windows.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -116,6 +120,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         steps: args.refine_steps,
         step_rule: args.refine_step_rule,
         lr: args.refine_lr.unwrap_or(args.refine_step_rule.default_lr()),
+        step_keep: (args.refine_step_keep > 0.0).then_some(args.refine_step_keep),
         ..EnsembleConfig::default()
     };
     let mut bundle = Bundle {

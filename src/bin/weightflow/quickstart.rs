@@ -102,6 +102,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         refine_steps: defaults.steps,
         refine_step_rule: defaults.step_rule,
         refine_lr: Some(defaults.lr),
+        refine_step_keep: defaults.step_keep.unwrap_or(0.0),
         seed: 0,
         onnxruntime: None,
         out: bundle.clone(),
