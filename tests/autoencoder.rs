@@ -1,5 +1,7 @@
 //! The weight autoencoder: decoded UCI-heart classifiers keep their accuracy, save/load round-trips and
-//! refuses corruption, the decoder's VJP matches finite differences, and bad input is refused.
+//! refuses corruption, the decoder's VJP matches finite differences, bad input is refused, the functional term
+//! keeps decoded classifiers closer to their originals, and the mix term makes latents between runs decode to
+//! the mixture of the two runs' predictions.
 #![cfg(feature = "train")]
 
 use candle_core::Device;
@@ -223,8 +225,13 @@ fn bad_input_is_refused_with_clear_errors() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> TestResult {
+/// (layout, runs, standardised train and test splits, autoencoder settings).
+type DigitRuns = (Layout, TrainedRuns, Dataset, Dataset, AutoencoderConfig);
+
+/// 96 digit classifiers 64-16-10 (the last 32 held out of autoencoder training) and a small autoencoder
+/// configuration for them: a 4-dimensional latent cannot hold 64 digit classifiers exactly, so reconstruction
+/// must trade, and the functional terms decide what for (docs/FLOW.md measures the same on the full digits set).
+fn digit_runs() -> Result<DigitRuns, Box<dyn std::error::Error>> {
     let cfg = TrainConfig {
         runs: 96,
         checkpoints: 1,
@@ -235,8 +242,6 @@ fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> 
         ..TrainConfig::default()
     };
     let (layout, runs, train, test) = base_runs(DatasetSpec::Digits, "64-16-10", &cfg)?;
-    // A 4-dimensional latent cannot hold 64 digit classifiers exactly: reconstruction must trade, and the
-    // functional term decides what for (docs/FLOW.md measures the same on the full digits set).
     let base = AutoencoderConfig {
         latent_dim: 4,
         hidden: vec![64],
@@ -247,6 +252,12 @@ fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> 
         seed: 1,
         ..AutoencoderConfig::default()
     };
+    Ok((layout, runs, train, test, base))
+}
+
+#[test]
+fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> TestResult {
+    let (layout, runs, train, test, base) = digit_runs()?;
     let function = FunctionData { activation: Activation::Relu, x: train.x.view() };
     let finals = autoencoder_inputs(&layout, runs.thetas.view(), &base)?;
     let seen = finals.slice(s![..64, ..]);
@@ -276,5 +287,52 @@ fn the_functional_term_keeps_decoded_classifiers_closer_to_their_originals() -> 
     )
     .unwrap_err();
     assert!(matches!(e, Error::Config { field: "function_weight", .. }), "{e}");
+    Ok(())
+}
+
+#[test]
+fn the_mix_term_makes_latents_between_runs_decode_to_the_mixture_of_their_runs() -> TestResult {
+    let (layout, runs, train, test, base) = digit_runs()?;
+    let function = FunctionData { activation: Activation::Relu, x: train.x.view() };
+    let finals = autoencoder_inputs(&layout, runs.thetas.view(), &base)?;
+    let seen = finals.slice(s![..64, ..]);
+    let mlp = Mlp::new(layout.clone(), Activation::Relu);
+    // The originals' predictive distributions on test, and for the 63 pairs of seen runs (i, i + 1) the
+    // equal mixture the decoded latent midpoint should predict like.
+    let p = mlp.probabilities(seen, test.x.view())?;
+    let mixture = (&p.slice(s![..63, .., ..]) + &p.slice(s![1.., .., ..])).mapv(|v| 0.5 * v as f64);
+    // (mean KL from the mixture to the decoded midpoints, their mean test accuracy)
+    let midpoints = |mix: f64| -> Result<(f64, f64), Box<dyn std::error::Error>> {
+        let cfg = AutoencoderConfig { function_weight: 1.0, mix_weight: mix, ..base.clone() };
+        let ae = train_autoencoder(&layout, runs.thetas.view(), &cfg, Some(function), &Device::Cpu, &mut |_, _, _| {})?;
+        let h = ae.encode(seen)?;
+        let decoded = ae.decode(((&h.slice(s![..63, ..]) + &h.slice(s![1.., ..])) * 0.5).view())?;
+        let q = mlp.probabilities(decoded.view(), test.x.view())?;
+        let kl = mixture
+            .iter()
+            .zip(q.iter())
+            .map(|(&t, &q)| t * (t.max(1e-30).ln() - (q as f64).max(1e-30).ln()))
+            .sum::<f64>()
+            / (63 * test.x.nrows()) as f64;
+        Ok((kl, weightflow::eval::accuracy_stats(&mlp, decoded.view(), test.x.view(), &test.y)?.stats.mean))
+    };
+    let ((kl_plain, acc_plain), (kl_mix, acc_mix)) = (midpoints(0.0)?, midpoints(5.0)?);
+    eprintln!(
+        "decoded latent midpoints: KL from the mixture {kl_plain:.4} → {kl_mix:.4} with the mix term, \
+         test accuracy {acc_plain:.4} → {acc_mix:.4}"
+    );
+    assert!(kl_mix < 0.85 * kl_plain, "KL {kl_plain:.4} → {kl_mix:.4}");
+    assert!(acc_mix > acc_plain, "accuracy {acc_plain:.4} → {acc_mix:.4}");
+
+    let e = train_autoencoder(
+        &layout,
+        runs.thetas.view(),
+        &AutoencoderConfig { mix_weight: f64::NAN, steps: 1, ..base },
+        Some(function),
+        &Device::Cpu,
+        &mut |_, _, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Config { field: "mix_weight", .. }), "{e}");
     Ok(())
 }

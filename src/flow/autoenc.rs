@@ -18,6 +18,13 @@
 //! and weight-space error alone spends capacity evenly on coordinates that barely move the function, which
 //! is what cost digits 3–4 points of decoded accuracy.
 //!
+//! With `mix_weight` m > 0, a second functional term asks the same of the latent *between* runs: for each
+//! classifier i of the batch, a partner j (the next row of the shuffled batch) and λ ~ U(0, 1), the decoding of
+//! λ h_i + (1 − λ) h_j must predict like the mixture λ p_θi + (1 − λ) p_θj, at weight m (KL from the mixture).
+//! Why: a latent flow's samples lie between the encodings of the training runs, and without the term those
+//! points decode to weaker nets (docs/FLOW.md, "why the latent trades accuracy for spread"); a mixture of two
+//! good classifiers' predictions is itself a good predictor.
+//!
 //! Training uses the final checkpoints of every run but the last `heldout` ones (runs are i.i.d. seeds, so the
 //! last ones are a random sample); those are kept back to measure reconstruction of unseen classifiers.
 
@@ -59,6 +66,8 @@ const STREAM_INIT: u64 = 0;
 const STREAM_BATCH: u64 = 1;
 /// Data rows of the functional term (its own stream, so a weight of 0 trains exactly as before it existed).
 const STREAM_FUNCTION: u64 = 2;
+/// Mixing coefficients and partners of the mix term (its own stream, as above).
+const STREAM_MIX: u64 = 3;
 /// Steps averaged into [`WeightAutoencoder::final_loss`].
 const FINAL_LOSS_WINDOW: usize = 100;
 
@@ -88,6 +97,8 @@ pub struct AutoencoderConfig {
     pub function_weight: f64,
     /// Data rows per step in the functional term.
     pub function_rows: usize,
+    /// Weight m of the mix term (module documentation); 0 leaves latents between runs unconstrained.
+    pub mix_weight: f64,
 }
 
 impl Default for AutoencoderConfig {
@@ -104,6 +115,7 @@ impl Default for AutoencoderConfig {
             seed: 0,
             function_weight: 0.0,
             function_rows: 256,
+            mix_weight: 0.0,
         }
     }
 }
@@ -149,6 +161,9 @@ impl AutoencoderConfig {
                     self.function_weight, self.function_rows
                 ),
             );
+        }
+        if !(self.mix_weight.is_finite() && self.mix_weight >= 0.0) {
+            return bad("mix_weight", format!("need a finite weight ≥ 0, got {}", self.mix_weight));
         }
         Ok(())
     }
@@ -286,7 +301,7 @@ pub fn train_autoencoder(
     let finals = autoencoder_inputs(layout, trajectories, cfg)?;
     let (r, d) = finals.dim();
     cfg.validate(r)?;
-    let function = match (cfg.function_weight > 0.0, function) {
+    let function = match (cfg.function_weight > 0.0 || cfg.mix_weight > 0.0, function) {
         (false, _) => None,
         (true, Some(f)) if f.x.ncols() == layout.n_inputs() && f.x.nrows() > 0 => Some(f),
         (true, f) => {
@@ -324,12 +339,13 @@ pub fn train_autoencoder(
         let x = Tensor::from_slice(rows.as_slice().expect("standard layout"), rows.dim(), device).op("upload")?;
         x.broadcast_sub(&mean_t).op("centre")
     };
-    // The reconstruction error and the decoder's output ẑ − μ for centred inputs u = z − μ.
-    let recon = |u: &Tensor| -> Result<(Tensor, Tensor)> {
+    let decode = |h: &Tensor| run_mlp(&decoder, h).op("decode");
+    // The reconstruction error, the latent h and the decoder's output ẑ − μ for centred inputs u = z − μ.
+    let recon = |u: &Tensor| -> Result<(Tensor, Tensor, Tensor)> {
         let h = run_mlp(&encoder, u).and_then(|h| h.tanh()).op("encode")?;
-        let out = run_mlp(&decoder, &h).op("decode")?;
+        let out = decode(&h)?;
         let err = (&out - u).and_then(|r| r.sqr()).and_then(|r| r.mean_all()).op("loss")?;
-        Ok((err, out))
+        Ok((err, h, out))
     };
     let recon_loss = |u: &Tensor| -> Result<Tensor> { Ok(recon(u)?.0) };
     let scale_t = Tensor::from_vec(scale.clone(), (1, d), device).op("upload scale")?;
@@ -338,18 +354,43 @@ pub fn train_autoencoder(
         u.broadcast_add(&mean_t).and_then(|z| z.broadcast_mul(&scale_t)).op("unnormalise")
     };
     let mut frng = rng::stream(cfg.seed, STREAM_FUNCTION);
-    let mut functional = |u: &Tensor, out: &Tensor, f: &FunctionData| -> Result<Tensor> {
+    let mut mrng = rng::stream(cfg.seed, STREAM_MIX);
+    // Both functional terms for a batch: u centred inputs, h their latents, out their reconstructions.
+    let mut functional = |u: &Tensor, h: &Tensor, out: &Tensor, f: &FunctionData| -> Result<Tensor> {
         let rows: Vec<usize> = (0..cfg.function_rows).map(|_| frng.random_range(0..f.x.nrows())).collect();
         let xb = f.x.select(Axis(0), &rows);
         let xb = Tensor::from_slice(xb.as_slice().expect("fresh standard layout"), xb.dim(), device).op("upload")?;
-        let p = BatchedMlp::logits_of_flat(layout, f.activation, &weights_of(u)?, &xb)?.detach();
-        let q = BatchedMlp::logits_of_flat(layout, f.activation, &weights_of(out)?, &xb)?;
-        let kl = (|| {
-            let (log_p, log_q) = (log_softmax(&p, D::Minus1)?, log_softmax(&q, D::Minus1)?);
-            (log_p.exp()? * (log_p - log_q)?)?.sum(D::Minus1)?.mean_all()
-        })()
-        .op("functional term")?;
-        (kl * cfg.function_weight).op("functional term")
+        let logits = |u: &Tensor| -> Result<Tensor> {
+            Ok(BatchedMlp::logits_of_flat(layout, f.activation, &weights_of(u)?, &xb)?)
+        };
+        let p = logits(u)?.detach();
+        let log_p = log_softmax(&p, D::Minus1).op("functional term")?;
+        let mut term = Tensor::zeros((), DType::F32, device).op("functional term")?;
+        if cfg.function_weight > 0.0 {
+            let kl = kl_mean(&log_p, &logits(out)?).op("functional term")?;
+            term = (kl * cfg.function_weight).and_then(|k| term + k).op("functional term")?;
+        }
+        if cfg.mix_weight > 0.0 {
+            let b = h.dim(0).op("batch size")?;
+            let lam: Vec<f32> = (0..b).map(|_| mrng.random::<f32>()).collect();
+            // The batch is a fresh shuffle, so the next row is a random partner.
+            let partner: Vec<u32> = (0..b as u32).map(|i| (i + 1) % b as u32).collect();
+            let mixed = || -> candle_core::Result<(Tensor, Tensor)> {
+                let lam = Tensor::from_vec(lam, (b, 1), device)?;
+                let partner = Tensor::from_vec(partner, b, device)?;
+                let h_mix = (h.broadcast_mul(&lam)? + h.index_select(&partner, 0)?.broadcast_mul(&(1.0 - &lam)?)?)?;
+                // The target: the mixture of the two originals' predictive distributions, as log-probabilities
+                // (the floor keeps log finite where both originals are certain).
+                let (lam, p) = (lam.unsqueeze(2)?, log_p.exp()?);
+                let target = (p.broadcast_mul(&lam)? + p.index_select(&partner, 0)?.broadcast_mul(&(1.0 - &lam)?)?)?;
+                Ok((h_mix, target.clamp(1e-30f32, 1f32)?.log()?))
+            };
+            let (h_mix, log_target) = mixed().op("mix term")?;
+            let out_mix = decode(&h_mix)?;
+            let kl = kl_mean(&log_target, &logits(&out_mix)?).op("mix term")?;
+            term = (kl * cfg.mix_weight).and_then(|k| term + k).op("mix term")?;
+        }
+        Ok(term)
     };
 
     let mut order: Vec<usize> = (0..n_train).collect();
@@ -371,9 +412,9 @@ pub fn train_autoencoder(
             cursor += 1;
         }
         let u = upload(rows.view())?;
-        let (err, out) = recon(&u)?;
+        let (err, h, out) = recon(&u)?;
         let loss = match &function {
-            Some(f) => (err + functional(&u, &out, f)?).op("loss")?,
+            Some(f) => (err + functional(&u, &h, &out, f)?).op("loss")?,
             None => err,
         };
         let value = loss.to_scalar::<f32>().op("read loss")?;
@@ -411,6 +452,13 @@ pub fn train_autoencoder(
         activation: None,
     };
     WeightAutoencoder::from_parts(info, weights, device)
+}
+
+/// Mean over classifiers and rows of KL(p ‖ q), from log-probabilities `log_p` and logits `q_logits`
+/// `[M, B, C]`.
+fn kl_mean(log_p: &Tensor, q_logits: &Tensor) -> candle_core::Result<Tensor> {
+    let log_q = log_softmax(q_logits, D::Minus1)?;
+    (log_p.exp()? * (log_p - log_q)?)?.sum(D::Minus1)?.mean_all()
 }
 
 impl WeightAutoencoder {

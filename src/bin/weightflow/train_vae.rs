@@ -57,6 +57,10 @@ pub struct Args {
     /// Training rows per step in the functional term.
     #[arg(long)]
     pub function_rows: Option<usize>,
+    /// Weight of the mix term: decodings of latents between two runs must predict like the mixture of the two
+    /// originals' predictions (0: off; docs/FLOW.md measures it).
+    #[arg(long, default_value_t = 0.0)]
+    pub mix_weight: f64,
     /// Skip the weight-matching alignment of the runs.
     #[arg(long)]
     pub no_align: bool,
@@ -90,6 +94,7 @@ impl Args {
         c.heldout = self.heldout.unwrap_or(c.heldout);
         c.function_weight = self.function_weight;
         c.function_rows = self.function_rows.unwrap_or(c.function_rows);
+        c.mix_weight = self.mix_weight;
         Ok(c)
     }
 }
