@@ -4,11 +4,13 @@
 //! prints, for the trained finals (aligned as the autoencoder saw them), the autoencoder's reconstructions of
 //! its training runs (the ceiling), the model's samples, their best-of-k on the training split, and samples with
 //! the autoencoder's residuals added back (a random training run's θ − D(E(θ)), or a diagonal Gaussian of the
-//! residuals' per-weight RMS), scaled. Each line: test accuracy mean [min, max], spread, distance to the nearest
+//! residuals' per-weight RMS), scaled. With a weight-space velocity model (CFM or MMFM on the same trajectory
+//! set) as a third argument it also refines the samples SDEdit-style: from t0, the point (1 − t0)·x0 + t0·θ of a
+//! fresh Kaiming sample x0 and the decoded θ, 40 Euler steps of the weight-space flow to t = 1. Each line: test accuracy mean [min, max], spread, distance to the nearest
 //! trained final, mean weight norm. docs/FLOW.md ("Digits: why the latent trades accuracy for spread") quotes it.
 //!
 //! ```sh
-//! cargo run --release --example latent_ceiling -- TRAJECTORY_DIR LATENT_META_DIR [M] [SEED]
+//! cargo run --release --example latent_ceiling -- TRAJECTORY_DIR LATENT_META_DIR [M] [SEED] [WEIGHT_META_DIR]
 //! ```
 
 use std::path::Path;
@@ -20,12 +22,15 @@ use rand_distr::{Distribution, StandardNormal};
 use weightflow::classifier::Mlp;
 use weightflow::eval::{accuracy_stats, mean_weight_norm, nn_distance, nn_distance_loo, spread, EvalData};
 use weightflow::flow::{autoencoder_inputs, MetaModel, Sampler};
+use weightflow::space::{KaimingUniform, Source};
 use weightflow::train::TrajectorySet;
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// ODE steps of every sample (eval-gen's default).
 const STEPS: usize = 60;
+/// Euler steps of the weight-space refinement from t0 to 1.
+const REFINE_STEPS: usize = 40;
 
 struct Population<'a> {
     mlp: &'a Mlp,
@@ -65,8 +70,10 @@ impl Population<'_> {
 
 fn main() -> R<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if !(2..=4).contains(&args.len()) {
-        return Err("usage: latent_ceiling TRAJECTORY_DIR LATENT_META_DIR [M = 256] [SEED = 1]".into());
+    if !(2..=5).contains(&args.len()) {
+        return Err(
+            "usage: latent_ceiling TRAJECTORY_DIR LATENT_META_DIR [M = 256] [SEED = 1] [WEIGHT_META_DIR]".into()
+        );
     }
     let m: usize = args.get(2).map_or(Ok(256), |a| a.parse())?;
     let seed: u64 = args.get(3).map_or(Ok(1), |a| a.parse())?;
@@ -109,6 +116,19 @@ fn main() -> R<()> {
             }
         }
         pop.print(&format!("+ {scale} × residual-RMS Gaussian"), with_noise.view())?;
+    }
+    if let Some(dir) = args.get(4) {
+        let field = MetaModel::load(Path::new(dir), &Device::Cpu)?;
+        let x0 = KaimingUniform.sample(field.layout(), m, &mut rng);
+        for t0 in [0.5f64, 0.7, 0.9] {
+            let mut x = &x0 * (1.0 - t0) as f32 + &generated * t0 as f32;
+            let dt = (1.0 - t0) / REFINE_STEPS as f64;
+            for i in 0..REFINE_STEPS {
+                let v = field.velocity_at(x.view(), t0 + i as f64 * dt)?;
+                x.scaled_add(dt as f32, &v);
+            }
+            pop.print(&format!("refined by the weight flow from {t0}"), x.view())?;
+        }
     }
     Ok(())
 }
