@@ -380,7 +380,7 @@ pub fn train_autoencoder(
                 let partner = Tensor::from_vec(partner, b, device)?;
                 let h_mix = (h.broadcast_mul(&lam)? + h.index_select(&partner, 0)?.broadcast_mul(&(1.0 - &lam)?)?)?;
                 // The target: the mixture of the two originals' predictive distributions, as log-probabilities
-                // (the floor keeps log finite where both originals are certain).
+                // (the floor keeps the log finite for a class both originals give probability 0).
                 let (lam, p) = (lam.unsqueeze(2)?, log_p.exp()?);
                 let target = (p.broadcast_mul(&lam)? + p.index_select(&partner, 0)?.broadcast_mul(&(1.0 - &lam)?)?)?;
                 Ok((h_mix, target.clamp(1e-30f32, 1f32)?.log()?))
