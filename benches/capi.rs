@@ -37,7 +37,9 @@ fn score(c: &mut Criterion) {
     let rows = window(given.is_some());
     let (n, d) = rows.dim();
 
-    let rust = Detector::open(&path, &OpenOptions { onnxruntime: Some(lib.clone()), threads: 1 }).expect("open");
+    let rust =
+        Detector::open(&path, &OpenOptions { onnxruntime: Some(lib.clone()), threads: 1, ..OpenOptions::default() })
+            .expect("open");
     let c_path = CString::new(path.to_str().expect("UTF-8 path")).expect("no NUL");
     let c_lib = CString::new(lib.to_str().expect("UTF-8 path")).expect("no NUL");
     let mut options = wf_open_options_default();

@@ -160,7 +160,8 @@ fn fixture() -> &'static Fixture {
         // SAFETY: valid NUL-terminated strings and out-pointers.
         let status = unsafe { wf_detector_open(path_c.as_ptr(), &options, &mut det, &mut err) };
         assert_eq!(status, wf_status::Ok, "wf_detector_open: {}", unsafe { message(err) });
-        let rust = Detector::open(&path, &OpenOptions { onnxruntime: Some(ort), threads: 1 }).expect("Detector::open");
+        let rust = Detector::open(&path, &OpenOptions { onnxruntime: Some(ort), threads: 1, ..OpenOptions::default() })
+            .expect("Detector::open");
         let _ = std::fs::remove_file(&path); // both detectors read the whole bundle at open
         let mut info = std::mem::MaybeUninit::<wf_info>::uninit();
         // SAFETY: a live detector, a writable out-parameter.

@@ -26,11 +26,18 @@
 #include <stddef.h>
 #include <stdbool.h>
 
+// `execution_provider` of `wf_detector_open_with_provider`: onnxruntime's CPU provider (what
+// `wf_detector_open` uses).
+#define WF_PROVIDER_CPU 0
+
+// `execution_provider` of `wf_detector_open_with_provider`: onnxruntime's CUDA provider.
+#define WF_PROVIDER_CUDA 1
+
 // The ABI version: bumped only when functions are *added* (the ABI is never changed in place), so a library
 // serves every caller built against this version or an older one. Bindings check at load time that
 // `wf_abi_version()` is at least the `WF_ABI_VERSION` of the header they were built against.
-// Version 2 added `wf_stream_*` and `wf_window_score`.
-#define WF_ABI_VERSION 2
+// Version 2 added `wf_stream_*` and `wf_window_score`; version 3 added `wf_detector_open_with_provider`.
+#define WF_ABI_VERSION 3
 
 // The outcome of a `wf_` call. `WF_STATUS_OK` (0) is success; every other value is a failure whose detail is
 // in the `wf_error` the call hands back. New codes may be added in later ABI versions: treat an unknown code
@@ -173,6 +180,23 @@ wf_status wf_detector_open(const char *bundle_path,
                            const wf_open_options *options,
                            wf_detector **out,
                            wf_error **err);
+
+// Like `wf_detector_open`, with the onnxruntime execution provider that runs the meta-model:
+// `WF_PROVIDER_CPU`, or `WF_PROVIDER_CUDA` on GPU `cuda_device` (ignored for the CPU). The meta-model runs for
+// `wf_detector_generate`, and at open for a bundle that stores no candidate pool; scoring runs on the CPU
+// either way. The CUDA provider needs an onnxruntime build that has it (the `onnxruntime-gpu` wheel) and a
+// GPU; without them the call that builds the session (open, or the first `wf_detector_generate` of a bundle
+// with a stored pool) fails with `WF_STATUS_ONNXRUNTIME` instead of falling back to the CPU. An unknown
+// provider is `WF_STATUS_INVALID_ARGUMENT`. Added in ABI 3.
+//
+// # Safety
+// As for `wf_detector_open`.
+wf_status wf_detector_open_with_provider(const char *bundle_path,
+                                         const wf_open_options *options,
+                                         uint32_t execution_provider,
+                                         uint32_t cuda_device,
+                                         wf_detector **out,
+                                         wf_error **err);
 
 // Releases a detector. `wf_detector_free(NULL)` does nothing. No other call on `det` may run concurrently or
 // follow; pointers obtained from it (`wf_info.window_sizes`) dangle afterwards.

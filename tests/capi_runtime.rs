@@ -55,7 +55,9 @@ fn the_c_abi_generates_and_scores_as_the_rust_runtime_does() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = write_bundle(dir.path());
-    let rust = Detector::open(&path, &OpenOptions { onnxruntime: Some(lib.clone()), threads: 1 }).unwrap();
+    let rust =
+        Detector::open(&path, &OpenOptions { onnxruntime: Some(lib.clone()), threads: 1, ..OpenOptions::default() })
+            .unwrap();
 
     let c_path = CString::new(path.to_str().unwrap()).unwrap();
     let c_lib = CString::new(lib.to_str().unwrap()).unwrap();
@@ -194,4 +196,55 @@ fn write_fixture_if_asked(bundle: &std::path::Path, window: &[f32], seed: u64, r
     let s = rust.score(ndarray::ArrayView2::from_shape((window.len() / 3, 3), window).unwrap(), seed).unwrap();
     let expected = serde_json::json!({ "seed": seed, "p_value": s.p_value, "is_shift": s.is_shift });
     std::fs::write(dir.join("expected.json"), expected.to_string()).unwrap();
+}
+
+#[test]
+fn open_with_provider_takes_the_cpu_refuses_unknown_providers_and_reports_a_missing_cuda() {
+    let Some(lib) = ort_support::library_or_skip("open_with_provider") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_bundle(dir.path());
+    let (c_path, c_lib) = (CString::new(path.to_str().unwrap()).unwrap(), CString::new(lib.to_str().unwrap()).unwrap());
+    let mut options = wf_open_options_default();
+    options.onnxruntime_path = c_lib.as_ptr();
+    let open = |provider: u32| {
+        let (mut det, mut err) = (std::ptr::null_mut(), std::ptr::null_mut());
+        // SAFETY: valid strings, options and out slots.
+        let status =
+            unsafe { wf_detector_open_with_provider(c_path.as_ptr(), &options, provider, 0, &mut det, &mut err) };
+        (status, det, err)
+    };
+    let rust =
+        Detector::open(&path, &OpenOptions { onnxruntime: Some(lib.clone()), ..OpenOptions::default() }).unwrap();
+    let n_params = rust.info().n_params;
+
+    // The CPU provider is wf_detector_open.
+    let (status, det, _) = open(WF_PROVIDER_CPU);
+    assert_eq!(status, wf_status::Ok);
+    let expected: Vec<f32> = rust.generate(3, 5).unwrap().iter().copied().collect();
+    assert_eq!(generate(det, 3, 5, n_params), expected);
+    // SAFETY: live detector, freed once.
+    unsafe { wf_detector_free(det) };
+
+    let (status, det, err) = open(7);
+    assert_eq!((status, det.is_null()), (wf_status::InvalidArgument, true));
+    assert!(take(err).1.contains("execution_provider"));
+
+    use ort::ep::ExecutionProvider as _;
+    if ort::ep::CUDA::default().is_available().unwrap() {
+        eprintln!("the CUDA half skipped: this onnxruntime has the CUDA provider");
+        return;
+    }
+    // The pool is stored, so open only reads and scoring runs on the CPU; generating builds the session, which
+    // fails on a CPU-only onnxruntime rather than running on the CPU.
+    let (status, det, _) = open(WF_PROVIDER_CUDA);
+    assert_eq!(status, wf_status::Ok);
+    score(det, &[0.1; 15], 1);
+    let mut out = vec![0f32; 2 * n_params];
+    let mut err = std::ptr::null_mut();
+    // SAFETY: live detector, buffer of out.len() floats.
+    let status = unsafe { wf_detector_generate(det, 2, 0, out.as_mut_ptr(), out.len(), &mut err) };
+    assert_eq!(status, wf_status::Onnxruntime);
+    assert!(take(err).1.contains("CUDA"));
+    // SAFETY: live detector, freed once.
+    unsafe { wf_detector_free(det) };
 }

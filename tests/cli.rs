@@ -164,7 +164,7 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     assert_eq!(v["window_sizes"], serde_json::json!([5, 10]));
     let det = weightflow::runtime::Detector::open(
         &bundle,
-        &weightflow::runtime::OpenOptions { onnxruntime: Some(lib.clone()), threads: 1 },
+        &weightflow::runtime::OpenOptions { onnxruntime: Some(lib.clone()), threads: 1, ..Default::default() },
     )?;
     assert_eq!((det.info().n_features, det.info().ensemble_size, det.info().window_sizes.clone()), (9, 8, vec![5, 10]));
     let window = ndarray::Array2::from_shape_fn((5, 9), |(i, j)| (i * 9 + j) as f32 / 10.0);

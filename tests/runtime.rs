@@ -14,7 +14,7 @@ use weightflow::data::Standardizer;
 use weightflow::detect::{EnsembleConfig, EnsembleDetector, StepRule};
 use weightflow::flow::{train_meta, Coupling, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
 use weightflow::rng;
-use weightflow::runtime::{Detector, OpenOptions, RuntimeError};
+use weightflow::runtime::{Detector, ExecutionProvider, OpenOptions, RuntimeError};
 use weightflow::space::{KaimingUniform, Layout, Source};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -97,7 +97,7 @@ fn open(bundle: &Bundle, lib: std::path::PathBuf) -> Result<(tempfile::TempDir, 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("m.wfb");
     bundle.write(&path)?;
-    let det = Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1 })?;
+    let det = Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1, ..OpenOptions::default() })?;
     Ok((dir, det))
 }
 
@@ -303,5 +303,38 @@ fn a_stream_push_whose_scoring_fails_part_way_changes_nothing() -> TestResult {
     let got = stream.push(rows.slice(s![4.., ..]))?;
     assert_eq!(got.iter().map(|w| (w.index, w.end_row)).collect::<Vec<_>>(), [(0, 5), (1, 8)]);
     assert_eq!(got[0].score, det.score(rows.slice(s![..5, ..]), 40)?, "as if the failed push never happened");
+    Ok(())
+}
+
+#[test]
+fn the_cuda_provider_fails_where_onnxruntime_has_none_instead_of_falling_back() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("the_cuda_provider_fails") else { return Ok(()) };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    let bundle = bundle_of(&model, Sampler::Euler, 4)?;
+    let dir = tempfile::tempdir()?;
+    let (generated_at_open, stored) = (dir.path().join("a.wfb"), dir.path().join("b.wfb"));
+    bundle.write(&generated_at_open)?;
+    let pool = model.generate(40, Sampler::Euler, 4, 17)?;
+    Bundle { pool: Some(pool), ..bundle }.write(&stored)?;
+    // Loads the library, so that the provider can be asked about.
+    Detector::open(&stored, &OpenOptions { onnxruntime: Some(lib.clone()), ..OpenOptions::default() })?;
+    use ort::ep::ExecutionProvider as _;
+    if ort::ep::CUDA::default().is_available()? {
+        eprintln!("skipped: this onnxruntime has the CUDA provider");
+        return Ok(());
+    }
+    let cuda = OpenOptions { onnxruntime: Some(lib), threads: 1, provider: ExecutionProvider::Cuda { device: 0 } };
+    let is_cuda_failure =
+        |e: &RuntimeError| matches!(e, RuntimeError::OnnxRuntime { .. }) && e.to_string().contains("CUDA");
+    // Without a stored pool the session, and with it the provider, is built at open.
+    let err = Detector::open(&generated_at_open, &cuda).err().ok_or("opened on a CUDA provider that is not there")?;
+    eprintln!("open: {err}");
+    assert!(is_cuda_failure(&err), "{err}");
+    // With a stored pool, open only reads and scoring runs on the CPU; the first generation builds the session.
+    let det = Detector::open(&stored, &cuda)?;
+    let window = Array2::from_shape_fn((5, 3), |(i, j)| ((i * 3 + j) as f32 * 0.7).sin());
+    det.score(window.view(), 1)?;
+    let err = det.generate(2, 0).err().ok_or("generated on a CUDA provider that is not there")?;
+    assert!(is_cuda_failure(&err), "{err}");
     Ok(())
 }

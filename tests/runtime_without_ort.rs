@@ -15,7 +15,8 @@ fn a_missing_library_is_reported_with_its_path() -> Result<(), Box<dyn std::erro
     let path = dir.path().join("b.wfb");
     bundle.write(&path)?;
     let missing = dir.path().join("no/libonnxruntime.so");
-    let err = Detector::open(&path, &OpenOptions { onnxruntime: Some(missing.clone()), threads: 0 }).unwrap_err();
+    let err = Detector::open(&path, &OpenOptions { onnxruntime: Some(missing.clone()), ..OpenOptions::default() })
+        .unwrap_err();
     match &err {
         RuntimeError::OnnxRuntimeUnavailable { path, .. } => assert_eq!(path, &missing),
         other => panic!("expected OnnxRuntimeUnavailable, got {other}"),
@@ -24,7 +25,7 @@ fn a_missing_library_is_reported_with_its_path() -> Result<(), Box<dyn std::erro
     // A file that is not a shared library at all.
     let foreign = dir.path().join("libfake.so");
     std::fs::write(&foreign, b"not a library")?;
-    let err = Detector::open(&path, &OpenOptions { onnxruntime: Some(foreign), threads: 0 }).unwrap_err();
+    let err = Detector::open(&path, &OpenOptions { onnxruntime: Some(foreign), ..OpenOptions::default() }).unwrap_err();
     assert!(matches!(err, RuntimeError::OnnxRuntimeUnavailable { .. }), "{err}");
     Ok(())
 }

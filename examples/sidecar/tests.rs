@@ -131,7 +131,9 @@ fn a_real_bundle_scores_over_http_as_in_process() {
     let Some(lib) = ort_support::library_or_skip("a_real_bundle_scores_over_http_as_in_process") else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = tiny_bundle::write_bundle(dir.path());
-    let detector = Arc::new(Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1 }).unwrap());
+    let detector = Arc::new(
+        Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1, ..OpenOptions::default() }).unwrap(),
+    );
     let sidecar = serve(Arc::clone(&detector) as Arc<dyn Scorer>, "127.0.0.1:0", 4).unwrap();
     let addr = sidecar.addr;
 

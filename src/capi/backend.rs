@@ -37,6 +37,8 @@ pub(crate) trait Backend: Send + Sync {
 pub(crate) struct OpenSettings {
     pub(crate) onnxruntime: Option<std::path::PathBuf>,
     pub(crate) threads: usize,
+    /// `Some(device)`: onnxruntime's CUDA provider on that GPU.
+    pub(crate) cuda_device: Option<u32>,
 }
 
 /// Opens the bundle at `path` with the backend this library was built with.
@@ -56,7 +58,9 @@ pub(crate) fn open(path: &Path, _settings: &OpenSettings) -> Result<Box<dyn Back
 /// else `ORT_DYLIB_PATH`).
 #[cfg(feature = "runtime")]
 pub(crate) fn open(path: &Path, settings: &OpenSettings) -> Result<Box<dyn Backend>, CapiError> {
-    let options = crate::runtime::OpenOptions { onnxruntime: settings.onnxruntime.clone(), threads: settings.threads };
+    use crate::runtime::{ExecutionProvider, OpenOptions};
+    let provider = settings.cuda_device.map_or(ExecutionProvider::Cpu, |device| ExecutionProvider::Cuda { device });
+    let options = OpenOptions { onnxruntime: settings.onnxruntime.clone(), threads: settings.threads, provider };
     Ok(Box::new(crate::runtime::Detector::open(path, &options)?))
 }
 

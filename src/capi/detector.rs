@@ -102,19 +102,73 @@ pub unsafe extern "C" fn wf_detector_open(
     out: *mut *mut wf_detector,
     err: *mut *mut wf_error,
 ) -> wf_status {
+    // SAFETY: forwarded under the same contract.
+    guard(err, || unsafe { open_detector(bundle_path, options, None, out) })
+}
+
+/// `execution_provider` of `wf_detector_open_with_provider`: onnxruntime's CPU provider (what
+/// `wf_detector_open` uses).
+pub const WF_PROVIDER_CPU: u32 = 0;
+/// `execution_provider` of `wf_detector_open_with_provider`: onnxruntime's CUDA provider.
+pub const WF_PROVIDER_CUDA: u32 = 1;
+
+/// Like `wf_detector_open`, with the onnxruntime execution provider that runs the meta-model:
+/// `WF_PROVIDER_CPU`, or `WF_PROVIDER_CUDA` on GPU `cuda_device` (ignored for the CPU). The meta-model runs for
+/// `wf_detector_generate`, and at open for a bundle that stores no candidate pool; scoring runs on the CPU
+/// either way. The CUDA provider needs an onnxruntime build that has it (the `onnxruntime-gpu` wheel) and a
+/// GPU; without them the call that builds the session (open, or the first `wf_detector_generate` of a bundle
+/// with a stored pool) fails with `WF_STATUS_ONNXRUNTIME` instead of falling back to the CPU. An unknown
+/// provider is `WF_STATUS_INVALID_ARGUMENT`. Added in ABI 3.
+///
+/// # Safety
+/// As for `wf_detector_open`.
+#[no_mangle]
+pub unsafe extern "C" fn wf_detector_open_with_provider(
+    bundle_path: *const c_char,
+    options: *const wf_open_options,
+    execution_provider: u32,
+    cuda_device: u32,
+    out: *mut *mut wf_detector,
+    err: *mut *mut wf_error,
+) -> wf_status {
     guard(err, || {
-        let out = arg_out(out, "out")?;
-        // SAFETY: the caller's contract covers both pointers.
-        let path = unsafe { arg_str(bundle_path, "bundle_path") }?;
-        let settings = if options.is_null() { OpenSettings::default() } else { unsafe { settings(options) }? };
-        if path.is_empty() {
-            return Err(CapiError::invalid("`bundle_path` is empty"));
-        }
-        let detector = wf_detector::from_backend(backend::open(Path::new(path), &settings)?);
-        // SAFETY: `out` was checked non-NULL and aligned.
-        unsafe { out.write(Box::into_raw(Box::new(detector))) };
-        Ok(())
+        let cuda = match execution_provider {
+            WF_PROVIDER_CPU => None,
+            WF_PROVIDER_CUDA => Some(cuda_device),
+            other => {
+                return Err(CapiError::invalid(format!(
+                    "`execution_provider` is {other}: use WF_PROVIDER_CPU ({WF_PROVIDER_CPU}) or WF_PROVIDER_CUDA \
+                     ({WF_PROVIDER_CUDA})"
+                )))
+            }
+        };
+        // SAFETY: forwarded under the same contract.
+        unsafe { open_detector(bundle_path, options, cuda, out) }
     })
+}
+
+/// The body of both open functions; `cuda_device`: `Some(GPU)` for onnxruntime's CUDA provider.
+///
+/// # Safety
+/// As for `wf_detector_open`.
+unsafe fn open_detector(
+    bundle_path: *const c_char,
+    options: *const wf_open_options,
+    cuda_device: Option<u32>,
+    out: *mut *mut wf_detector,
+) -> Result<(), CapiError> {
+    let out = arg_out(out, "out")?;
+    // SAFETY: the caller's contract covers both pointers.
+    let path = unsafe { arg_str(bundle_path, "bundle_path") }?;
+    let settings = if options.is_null() { OpenSettings::default() } else { unsafe { settings(options) }? };
+    let settings = OpenSettings { cuda_device, ..settings };
+    if path.is_empty() {
+        return Err(CapiError::invalid("`bundle_path` is empty"));
+    }
+    let detector = wf_detector::from_backend(backend::open(Path::new(path), &settings)?);
+    // SAFETY: `out` was checked non-NULL and aligned.
+    unsafe { out.write(Box::into_raw(Box::new(detector))) };
+    Ok(())
 }
 
 /// # Safety
@@ -138,7 +192,7 @@ unsafe fn settings(options: *const wf_open_options) -> Result<OpenSettings, Capi
         Some(unsafe { arg_str(o.onnxruntime_path, "options->onnxruntime_path") }?.into())
     };
     let threads = usize::try_from(o.threads).map_err(|_| CapiError::invalid("`options->threads` is too large"))?;
-    Ok(OpenSettings { onnxruntime, threads })
+    Ok(OpenSettings { onnxruntime, threads, cuda_device: None })
 }
 
 /// Releases a detector. `wf_detector_free(NULL)` does nothing. No other call on `det` may run concurrently or

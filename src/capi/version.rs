@@ -5,8 +5,8 @@ use super::guard::guard_value;
 /// The ABI version: bumped only when functions are *added* (the ABI is never changed in place), so a library
 /// serves every caller built against this version or an older one. Bindings check at load time that
 /// `wf_abi_version()` is at least the `WF_ABI_VERSION` of the header they were built against.
-/// Version 2 added `wf_stream_*` and `wf_window_score`.
-pub const WF_ABI_VERSION: u32 = 2;
+/// Version 2 added `wf_stream_*` and `wf_window_score`; version 3 added `wf_detector_open_with_provider`.
+pub const WF_ABI_VERSION: u32 = 3;
 
 /// The library's version as a NUL-terminated UTF-8 string with static lifetime (`"MAJOR.MINOR.PATCH"`).
 /// The caller must not free it. Thread-safe.

@@ -24,6 +24,25 @@ pub struct OpenOptions {
     pub onnxruntime: Option<PathBuf>,
     /// onnxruntime intra-op threads; 0: its default.
     pub threads: usize,
+    /// Where onnxruntime runs the meta-model's velocity field.
+    pub provider: ExecutionProvider,
+}
+
+/// The onnxruntime execution provider of the velocity field: generation ([`Detector::generate`], and the
+/// candidate pool of a bundle that does not store one). Scoring runs the stored pool's classifiers in Rust on
+/// the CPU either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ExecutionProvider {
+    /// onnxruntime's default CPU provider.
+    #[default]
+    Cpu,
+    /// onnxruntime's CUDA provider on GPU `device`. Needs an onnxruntime build that has it (the PyPI
+    /// `onnxruntime-gpu` wheel) and a CUDA GPU; the session then fails to build with an error rather than
+    /// falling back to the CPU.
+    Cuda {
+        /// The CUDA device ordinal.
+        device: u32,
+    },
 }
 
 /// What a detector scores and generates.
@@ -52,6 +71,7 @@ pub struct Detector {
     /// The velocity field, built on first use: scoring with a stored pool never needs it.
     session: OnceLock<VelocitySession>,
     threads: usize,
+    provider: ExecutionProvider,
     pool: Array2<f32>,
     ensemble: EnsembleDetector,
     info: DetectorInfo,
@@ -91,7 +111,7 @@ impl Detector {
                 pool.clone()
             }
             None => {
-                let built = VelocitySession::new(&bundle.onnx, layout.dim(), options.threads)?;
+                let built = VelocitySession::new(&bundle.onnx, layout.dim(), options.threads, options.provider)?;
                 generate(session.get_or_init(|| built), m, m.pool.size, m.pool.seed)?
             }
         };
@@ -106,7 +126,7 @@ impl Detector {
             bundle_version: m.format_version,
             pool_stored: bundle.pool.is_some(),
         };
-        Ok(Self { bundle, session, threads: options.threads, pool, ensemble, info })
+        Ok(Self { bundle, session, threads: options.threads, provider: options.provider, pool, ensemble, info })
     }
 
     /// The ONNX session, built on first use (two racing first callers may both build one; one is kept).
@@ -115,7 +135,7 @@ impl Detector {
             return Ok(session);
         }
         let layout = &self.bundle.manifest.classifier.layout;
-        let built = VelocitySession::new(&self.bundle.onnx, layout.dim(), self.threads)?;
+        let built = VelocitySession::new(&self.bundle.onnx, layout.dim(), self.threads, self.provider)?;
         Ok(self.session.get_or_init(|| built))
     }
 

@@ -8,6 +8,6 @@ mod error;
 mod session;
 mod stream;
 
-pub use detector::{Detector, DetectorInfo, OpenOptions};
+pub use detector::{Detector, DetectorInfo, ExecutionProvider, OpenOptions};
 pub use error::RuntimeError;
 pub use stream::{Stream, StreamScore};

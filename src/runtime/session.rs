@@ -9,7 +9,7 @@ use ort::session::Session;
 use ort::value::Tensor;
 
 use super::error::ort_err;
-use super::RuntimeError;
+use super::{ExecutionProvider, RuntimeError};
 use crate::onnx::{INPUT_T, INPUT_X, OUTPUT_V};
 
 /// The library this process loaded (ort can load only one per process).
@@ -54,11 +54,25 @@ pub(crate) struct VelocitySession {
 }
 
 impl VelocitySession {
-    /// A session over `model` (ONNX bytes) with `threads` intra-op threads (0: onnxruntime's default).
-    pub(crate) fn new(model: &[u8], dim: usize, threads: usize) -> Result<Self, RuntimeError> {
+    /// A session over `model` (ONNX bytes) with `threads` intra-op threads (0: onnxruntime's default) on
+    /// `provider`.
+    pub(crate) fn new(
+        model: &[u8],
+        dim: usize,
+        threads: usize,
+        provider: ExecutionProvider,
+    ) -> Result<Self, RuntimeError> {
         let mut builder = Session::builder().map_err(ort_err("create session builder"))?;
         if threads > 0 {
             builder = builder.with_intra_threads(threads).map_err(ort_err("set intra-op threads"))?;
+        }
+        if let ExecutionProvider::Cuda { device } = provider {
+            let device = i32::try_from(device)
+                .map_err(|_| RuntimeError::InvalidArgument(format!("CUDA device {device} is out of range")))?;
+            // error_on_failure: a CPU-only onnxruntime must not silently run what was asked of a GPU.
+            let cuda = ort::ep::CUDA::default().with_device_id(device).build().error_on_failure();
+            builder =
+                builder.with_execution_providers([cuda]).map_err(ort_err("register the CUDA execution provider"))?;
         }
         let session = builder.commit_from_memory(model).map_err(ort_err("load the ONNX model"))?;
         let names = |v: Vec<&str>| v.join(",");

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use serde_json::json;
 use weightflow::data::load_features_csv;
-use weightflow::runtime::{Detector, OpenOptions};
+use weightflow::runtime::{Detector, ExecutionProvider, OpenOptions};
 
 use crate::output;
 
@@ -31,6 +31,11 @@ pub struct Args {
     /// The onnxruntime library (default: ORT_DYLIB_PATH).
     #[arg(long)]
     pub onnxruntime: Option<PathBuf>,
+    /// Run the meta-model on onnxruntime's CUDA provider on this GPU (needs an onnxruntime with it, e.g. the
+    /// onnxruntime-gpu wheel). Only a bundle without a stored pool runs the meta-model, at open; scoring runs on
+    /// the CPU.
+    #[arg(long)]
+    pub cuda_device: Option<u32>,
     /// Print the verdict as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -40,7 +45,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let rows = load_features_csv(&args.window)?;
     let started = Instant::now();
-    let detector = Detector::open(&args.bundle, &OpenOptions { onnxruntime: args.onnxruntime.clone(), threads: 0 })?;
+    let provider = args.cuda_device.map_or(ExecutionProvider::Cpu, |device| ExecutionProvider::Cuda { device });
+    let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), provider, ..OpenOptions::default() };
+    let detector = Detector::open(&args.bundle, &options)?;
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
     let info = detector.info();
     if !info.window_sizes.contains(&rows.nrows()) {

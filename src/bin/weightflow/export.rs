@@ -145,7 +145,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // Calibrate with exactly the members the runtime will hold: open the uncalibrated bundle.
     bundle.write(&args.out)?;
-    let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), threads: 0 };
+    let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), ..OpenOptions::default() };
     let pool = Detector::open(&args.out, &options)?.pool().clone();
     let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool.clone(), config)?;
     bundle.pool = Some(pool);

@@ -22,7 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
 class DetectorTest {
     @Test
     void loadedLibraryMatchesTheBinding() {
-        assertEquals(Native.ABI_VERSION, Detector.abiVersion());
+        // A newer library serves this binding too: the ABI is only ever extended.
+        assertTrue(Detector.abiVersion() >= Native.ABI_VERSION, "library ABI " + Detector.abiVersion());
         assertTrue(Detector.version().matches("\\d+\\.\\d+\\.\\d+"), Detector.version());
         assertEquals("WF_STATUS_UNSUPPORTED_VERSION", Native.LIB.wf_status_name(102));
         assertEquals("WF_STATUS_UNKNOWN", Native.LIB.wf_status_name(9999));
