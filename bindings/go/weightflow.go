@@ -90,7 +90,22 @@ type Options struct {
 	OnnxruntimePath string
 	// Threads is onnxruntime's intra-op thread count; 0 lets onnxruntime choose.
 	Threads uint32
+	// Provider is where onnxruntime runs the meta-model (generation, and the pool of a bundle that stores
+	// none; scoring runs on the CPU either way). ProviderCUDA needs an onnxruntime with the CUDA provider
+	// (the onnxruntime-gpu wheel) and fails rather than falling back to the CPU.
+	Provider Provider
+	// CUDADevice is the GPU of ProviderCUDA.
+	CUDADevice uint32
 }
+
+// Provider is an onnxruntime execution provider (wf_detector_open_with_provider, ABI 3).
+type Provider uint32
+
+// The providers of include/weightflow.h.
+const (
+	ProviderCPU  Provider = C.WF_PROVIDER_CPU
+	ProviderCUDA Provider = C.WF_PROVIDER_CUDA
+)
 
 // Info describes an opened bundle.
 type Info struct {
@@ -121,6 +136,7 @@ func Open(path string, opts *Options) (*Detector, error) {
 	cpath := C.CString(path)
 	defer C.free(unsafe.Pointer(cpath))
 	o := C.wf_open_options_default()
+	provider, device := ProviderCPU, uint32(0)
 	if opts != nil {
 		if opts.OnnxruntimePath != "" {
 			cort := C.CString(opts.OnnxruntimePath)
@@ -128,10 +144,12 @@ func Open(path string, opts *Options) (*Detector, error) {
 			o.onnxruntime_path = cort
 		}
 		o.threads = C.uint32_t(opts.Threads)
+		provider, device = opts.Provider, opts.CUDADevice
 	}
 	var ptr *C.wf_detector
 	var cerr *C.wf_error
-	if status := C.wf_detector_open(cpath, &o, &ptr, &cerr); status != C.WF_STATUS_OK {
+	status := C.wf_detector_open_with_provider(cpath, &o, C.uint32_t(provider), C.uint32_t(device), &ptr, &cerr)
+	if status != C.WF_STATUS_OK {
 		return nil, takeError(status, cerr)
 	}
 	var ci C.wf_info

@@ -227,3 +227,26 @@ func TestAStreamScoresEachWindowLikeScoreWithSeedPlusIndex(t *testing.T) {
 		t.Fatalf("after the detector's Close: %v", err)
 	}
 }
+
+func TestTheCUDAProviderRunsOrFailsWithoutFallingBack(t *testing.T) {
+	f := loadFixture(t)
+	var e *Error
+	if _, err := Open(f.bundle, &Options{Provider: 7}); !errors.As(err, &e) || e.Status != StatusInvalidArgument {
+		t.Fatalf("an unknown provider: %v", err)
+	}
+	// The fixture stores its pool: open only reads and scoring runs on the CPU; generation builds the session.
+	d, err := Open(f.bundle, &Options{Provider: ProviderCUDA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Score(f.rows, f.nCols, f.want.Seed); err != nil {
+		t.Fatal(err)
+	}
+	// An onnxruntime with the CUDA provider and a GPU generates; any other must say so, not use the CPU.
+	if _, err := d.Generate(2, 0); err != nil {
+		if !errors.As(err, &e) || e.Status != StatusOnnxruntime || !strings.Contains(e.Message, "CUDA") {
+			t.Fatalf("Generate on CUDA: %v", err)
+		}
+	}
+}

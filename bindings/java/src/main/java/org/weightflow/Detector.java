@@ -15,11 +15,35 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 public final class Detector implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
 
-    /** How to open a bundle: onnxruntime's shared library (null: ORT_DYLIB_PATH) and its thread count (0: its default). */
-    public record Options(Path onnxruntime, int threads) {
+    /**
+     * How to open a bundle: onnxruntime's shared library (null: ORT_DYLIB_PATH), its thread count (0: its
+     * default), and where it runs the meta-model: generation, and the pool of a bundle that stores none; scoring
+     * runs on the CPU either way. {@link Provider#CUDA} on GPU {@code cudaDevice} needs an onnxruntime with the
+     * CUDA provider (the onnxruntime-gpu wheel) and fails rather than falling back to the CPU.
+     */
+    public record Options(Path onnxruntime, int threads, Provider provider, int cudaDevice) {
+        /** The CPU provider. */
+        public Options(Path onnxruntime, int threads) {
+            this(onnxruntime, threads, Provider.CPU, 0);
+        }
+
         /** All defaults. */
         public static Options defaults() {
             return new Options(null, 0);
+        }
+    }
+
+    /** onnxruntime's execution providers (WF_PROVIDER_* of the header). */
+    public enum Provider {
+        /** onnxruntime's CPU provider. */
+        CPU(0),
+        /** onnxruntime's CUDA provider. */
+        CUDA(1);
+
+        final int code;
+
+        Provider(int code) {
+            this.code = code;
         }
     }
 
@@ -61,7 +85,9 @@ public final class Detector implements AutoCloseable {
         o.threads = options.threads();
         PointerByReference out = new PointerByReference();
         PointerByReference err = new PointerByReference();
-        Native.check(Native.LIB.wf_detector_open(bundle.toString(), o, out, err), err);
+        int status = Native.LIB.wf_detector_open_with_provider(
+                bundle.toString(), o, options.provider().code, options.cudaDevice(), out, err);
+        Native.check(status, err);
         return new Detector(out.getValue());
     }
 

@@ -11,7 +11,7 @@ final class Native {
     private Native() {}
 
     /** The ABI this binding was written against (WF_ABI_VERSION of the header); a newer library serves it too. */
-    static final int ABI_VERSION = 2;
+    static final int ABI_VERSION = 3;
 
     /** C size_t. */
     public static final class SizeT extends IntegerType {
@@ -87,6 +87,9 @@ final class Native {
         OpenOptions.ByValue wf_open_options_default();
 
         int wf_detector_open(String path, OpenOptions options, PointerByReference out, PointerByReference err);
+
+        int wf_detector_open_with_provider(String path, OpenOptions options, int provider, int cudaDevice,
+                PointerByReference out, PointerByReference err);
 
         void wf_detector_free(Pointer det);
 

@@ -89,6 +89,22 @@ class DetectorTest {
     }
 
     @Test
+    void theCudaProviderGeneratesOrFailsWithoutFallingBack() throws IOException {
+        Fixture f = fixture();
+        // The fixture stores its pool: open only reads and scoring runs on the CPU; generation builds the session.
+        try (Detector d = Detector.open(f.bundle(), new Detector.Options(null, 0, Detector.Provider.CUDA, 0))) {
+            assertEquals(f.pValue(), d.score(f.rows(), f.nCols(), f.seed()).pValue(), 1e-6);
+            try {
+                assertEquals(2 * d.info().nParams(), d.generate(2, 0).length);
+            } catch (WeightflowException e) {
+                // An onnxruntime without the CUDA provider must say so, not run on the CPU.
+                assertEquals("WF_STATUS_ONNXRUNTIME", e.statusName(), e.getMessage());
+                assertTrue(e.getMessage().contains("CUDA"), e.getMessage());
+            }
+        }
+    }
+
+    @Test
     void aStreamScoresEachWindowLikeScoreWithSeedPlusIndex() throws IOException {
         Fixture f = fixture();
         Detector d = Detector.open(f.bundle(), Detector.Options.defaults());
