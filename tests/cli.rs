@@ -337,9 +337,17 @@ fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::erro
     assert_eq!((rows[0]["method"].as_str(), rows[3]["n"].as_u64()), (Some("f-entropy"), Some(20)));
     assert_eq!(rows[0]["shift"], "shifted pool");
     // The ensemble methods need a meta-model; an unknown method is refused by name.
-    let no_meta = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "untilted"]).output()?;
-    assert_eq!(no_meta.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&no_meta.stderr).contains("--meta"));
+    for method in ["untilted", "meta-detectron-adjoint"] {
+        let no_meta = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", method]).output()?;
+        assert_eq!(no_meta.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&no_meta.stderr).contains("--meta"), "{method}");
+    }
+    // The faithful path's settings are checked before any training.
+    let zero = weightflow()
+        .args(["eval-shift", "--dataset", "uci-heart", "--methods", "f-entropy", "--adjoint-iters", "0"])
+        .output()?;
+    assert_eq!(zero.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("iterations"), "{}", String::from_utf8_lossy(&zero.stderr));
     let unknown = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "tilted"]).output()?;
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("meta-detectron"));
     let rule = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--step-rule", "adam"]).output()?;

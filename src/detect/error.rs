@@ -71,6 +71,10 @@ pub enum DetectError {
         /// The rows available.
         available: usize,
     },
+    /// The faithful path's per-window fine-tuning or generation failed (feature `train`; the `tune` or `flow`
+    /// layer's message).
+    #[error("per-window adjoint matching: {0}")]
+    Tuning(String),
     /// No member of the pool agrees with f often enough on the reference sample to vote.
     #[error("no pool member agrees with f on at least {floor} of the reference sample (best agreement {best:.3})")]
     NoMemberPassesFloor {

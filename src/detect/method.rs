@@ -6,6 +6,8 @@ use std::str::FromStr;
 use ndarray::{Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "train")]
+use super::adjoint::{AdjointDetector, AdjointDetectorConfig};
 use super::config::{EnsembleConfig, Statistic};
 use super::detectron::{Detectron, DetectronConfig};
 use super::ensemble::EnsembleDetector;
@@ -27,8 +29,7 @@ pub trait WindowTest: Send + Sync {
     }
 }
 
-/// The shift tests an evaluation can compare. The faithful path (adjoint matching per window, the `tune`
-/// layer) joins as one more variant built outside this layer, since `detect` must not depend on candle.
+/// The shift tests an evaluation can compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -40,6 +41,9 @@ pub enum Method {
     Selected,
     /// Steps without selection ([`EnsembleConfig::steps_only`], the previous default).
     MetaDetectronSteps,
+    /// The faithful path: the base meta-model tuned by adjoint matching on each window, then sampled
+    /// (`AdjointDetector`; needs the `train` feature and [`MethodInputs::meta`]).
+    MetaDetectronAdjoint,
     /// The pool's first members as generated ([`EnsembleDetector`], `steps = 0`).
     Untilted,
     /// Detectron's entropy test with natively trained CDCs ([`Detectron`]).
@@ -56,10 +60,11 @@ pub enum Method {
 
 impl Method {
     /// Every method, in report order.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::MetaDetectron,
         Method::Selected,
         Method::MetaDetectronSteps,
+        Method::MetaDetectronAdjoint,
         Method::Untilted,
         Method::Detectron,
         Method::DetectronDisagreement,
@@ -74,6 +79,7 @@ impl Method {
             Method::MetaDetectron => "meta-detectron",
             Method::Selected => "selected",
             Method::MetaDetectronSteps => "meta-detectron-steps",
+            Method::MetaDetectronAdjoint => "meta-detectron-adjoint",
             Method::Untilted => "untilted",
             Method::Detectron => "detectron",
             Method::DetectronDisagreement => "detectron-disagreement",
@@ -86,6 +92,11 @@ impl Method {
     /// Whether the method needs a pool of generated members.
     pub fn needs_pool(self) -> bool {
         matches!(self, Method::MetaDetectron | Method::Selected | Method::MetaDetectronSteps | Method::Untilted)
+    }
+
+    /// Whether the method tunes the meta-model itself per window ([`MethodInputs::meta`]).
+    pub fn needs_meta_model(self) -> bool {
+        self == Method::MetaDetectronAdjoint
     }
 
     /// The test for one deployed classifier (module-level seam for evaluations).
@@ -106,6 +117,15 @@ impl Method {
             Method::MetaDetectron => ensemble(inputs.refined.clone())?,
             Method::Selected => ensemble(EnsembleConfig { steps: 0, ..inputs.refined.clone() })?,
             Method::MetaDetectronSteps => ensemble(variant(EnsembleConfig::steps_only()))?,
+            #[cfg(feature = "train")]
+            Method::MetaDetectronAdjoint => {
+                let meta = inputs.meta.ok_or(DetectError::Empty { what: "base meta-model" })?;
+                Box::new(AdjointDetector::new(meta.clone(), mlp, f, p_ref, inputs.adjoint.clone())?)
+            }
+            #[cfg(not(feature = "train"))]
+            Method::MetaDetectronAdjoint => {
+                return Err(DetectError::Tuning("the faithful path needs the `train` feature (candle)".into()))
+            }
             Method::Untilted => ensemble(inputs.untilted.clone())?,
             Method::Detectron => Box::new(Detectron::new(mlp, f, p_ref, inputs.detectron.clone(), Statistic::Entropy)?),
             Method::DetectronDisagreement => {
@@ -153,4 +173,10 @@ pub struct MethodInputs<'a> {
     pub detectron: DetectronConfig,
     /// Permutations of the MMD test's own p-value (unused by its calibrated statistic).
     pub mmd_permutations: usize,
+    /// The base meta-model the faithful path tunes per window.
+    #[cfg(feature = "train")]
+    pub meta: Option<&'a crate::flow::MetaModel>,
+    /// Settings of the faithful path.
+    #[cfg(feature = "train")]
+    pub adjoint: AdjointDetectorConfig,
 }

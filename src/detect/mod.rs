@@ -14,8 +14,11 @@
 //!   evaluations treat all alike.
 //!
 //! This layer uses `ndarray` and the `classifier`, `space`, `data` and `rng` layers only (no candle): a
-//! scoring runtime links it. Rows passed in are already standardised (see [`crate::data::Standardizer`]).
+//! scoring runtime links it. The one exception is [`AdjointDetector`], the faithful path (adjoint matching of
+//! the meta-model per window), which exists with the `train` feature only and uses `flow` and `tune`. Rows passed in are already standardised (see [`crate::data::Standardizer`]).
 
+#[cfg(feature = "train")]
+mod adjoint;
 mod calibration;
 mod config;
 mod detectron;
@@ -28,6 +31,8 @@ mod output_tests;
 mod sliding;
 mod stats;
 
+#[cfg(feature = "train")]
+pub use adjoint::{AdjointDetector, AdjointDetectorConfig};
 pub use calibration::{p_value, threshold, Calibration};
 pub use config::{
     EnsembleConfig, Selection, Statistic, StepRule, BACKOFF_WINDOWS, BACKOFF_WINDOW_ROWS, CALIBRATED_CAP, STEP_BACKOFFS,

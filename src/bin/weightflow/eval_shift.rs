@@ -32,7 +32,8 @@ use serde_json::json;
 use weightflow::classifier::{auroc, Activation, Mlp};
 use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Shift, Standardizer};
 use weightflow::detect::{
-    p_value, DetectronConfig, EnsembleConfig, Method, MethodInputs, Selection, Statistic, StepRule,
+    p_value, AdjointDetectorConfig, DetectronConfig, EnsembleConfig, Method, MethodInputs, Selection, Statistic,
+    StepRule,
 };
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::rng::stream;
@@ -125,6 +126,18 @@ pub struct Args {
     /// Reference rows per refinement (0 = all).
     #[arg(long)]
     pub refine_rows: Option<usize>,
+    /// meta-detectron-adjoint (the faithful path): adjoint-matching iterations per window.
+    #[arg(long)]
+    pub adjoint_iters: Option<usize>,
+    /// meta-detectron-adjoint: Adam learning rate of the per-window tuning.
+    #[arg(long)]
+    pub adjoint_lr: Option<f64>,
+    /// meta-detectron-adjoint: tilt strength λ of p_base · exp(λ r).
+    #[arg(long)]
+    pub adjoint_lambda: Option<f64>,
+    /// meta-detectron-adjoint: the DCE weight λ_Q of the reward's ℓ_cdc (0 or less: 1/(N+1)).
+    #[arg(long)]
+    pub adjoint_q_weight: Option<f32>,
     /// The ensembles' deciding statistic: entropy or disagreement.
     #[arg(long, value_parser = kebab::<Statistic>)]
     pub statistic: Option<Statistic>,
@@ -316,8 +329,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
     }
-    if args.meta.is_none() && args.methods.iter().any(|m| m.needs_pool()) {
-        return Err("the ensemble methods (meta-detectron, selected, meta-detectron-steps, untilted) need --meta DIR (a trained meta-model)".into());
+    let needs_meta = args.methods.iter().any(|m| m.needs_pool() || m.needs_meta_model());
+    if args.meta.is_none() && needs_meta {
+        return Err("the ensemble methods (meta-detectron, selected, meta-detectron-steps, meta-detectron-adjoint, untilted) need --meta DIR (a trained meta-model)".into());
     }
     let pools = load_pools(&args)?;
     let smallest = pools.scenarios.iter().map(Scenario::len).fold(pools.iid.len(), usize::min);
@@ -352,8 +366,18 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut untilted = EnsembleConfig { alpha: args.alpha, ..EnsembleConfig::untilted() };
     set(&mut untilted);
+    let mut adjoint =
+        AdjointDetectorConfig { floor: refined.floor, statistic: refined.statistic, ..Default::default() };
+    adjoint.ensemble_size = args.ensemble_size.unwrap_or(adjoint.ensemble_size);
+    adjoint.tuning.iterations = args.adjoint_iters.unwrap_or(adjoint.tuning.iterations);
+    adjoint.tuning.lr = args.adjoint_lr.unwrap_or(adjoint.tuning.lr);
+    adjoint.tuning.lambda = args.adjoint_lambda.unwrap_or(adjoint.tuning.lambda);
+    if let Some(w) = args.adjoint_q_weight {
+        adjoint.q_weight = (w > 0.0).then_some(w);
+    }
     refined.validate()?;
     untilted.validate()?;
+    adjoint.validate()?;
 
     output::say(format_args!(
         "training {} deployed classifiers {} on {} rows …",
@@ -374,7 +398,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let fs: Array2<f32> = trained.thetas.index_axis(Axis(1), pools.train_cfg.checkpoints).to_owned();
     let mut activation: Activation = pools.train_cfg.activation;
-    let pool = match (&args.meta, args.methods.iter().any(|m| m.needs_pool())) {
+    let model = match (&args.meta, needs_meta) {
         (Some(dir), true) => {
             let model = MetaModel::load(dir, &candle_core::Device::Cpu)?;
             if model.layout() != &pools.layout {
@@ -383,6 +407,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             if let Some(a) = model.activation() {
                 activation = a.parse()?;
             }
+            Some(model)
+        }
+        _ => None,
+    };
+    let pool = match (&model, args.methods.iter().any(|m| m.needs_pool())) {
+        (Some(model), true) => {
             output::say(format_args!("generating a pool of {} members …", args.pool));
             Some(model.generate(args.pool, Sampler::Euler, args.ode_steps, args.seed)?)
         }
@@ -412,6 +442,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 untilted: untilted.clone(),
                 detectron: DetectronConfig::default(),
                 mmd_permutations: 0,
+                meta: model.as_ref(),
+                adjoint: adjoint.clone(),
             };
             let test = method.build(&inputs).map_err(|e| format!("{method}, f #{k}: {e}"))?;
             // Times each statistic (not the drawing or corruption of its window).
@@ -461,7 +493,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.json {
         let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs, "alpha": args.alpha,
             "base_models": args.base_models, "seed": args.seed, "arch": pools.layout.arch(),
-            "pool": args.pool, "meta": args.meta, "meta_detectron": refined, "untilted": untilted,
+            "pool": args.pool, "meta": args.meta, "meta_detectron": refined, "untilted": untilted, "meta_detectron_adjoint": adjoint,
             "detectron": DetectronConfig::default(),
             "pools": {"train": pools.train.len(), "iid": pools.iid.len(),
                 "shifted": pools.scenarios.iter().map(|s| json!({"shift": s.name, "rows": s.len()})).collect::<Vec<_>>()}});
