@@ -92,6 +92,58 @@ fn window_statistics_match_an_independent_computation() -> TestResult {
     Ok(())
 }
 
+/// Members passed in per window (the faithful path's) are scored like a fixed ensemble of the same members:
+/// the vote path (floor on P_ref, then statistics) against the precomputed-reference path of an untilted
+/// detector over exactly the passing members.
+#[test]
+fn members_passed_in_score_like_a_fixed_ensemble_of_those_that_pass_the_floor() -> TestResult {
+    let mut r = rng(1);
+    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
+    let mut members = pool(12, &mut r);
+    // One member that contradicts f everywhere: it fails any floor above 0.5 and must not vote.
+    members.row_mut(3).assign(&deployed().mapv(|v| -v));
+    let q = gaussian(15, [2.0, -2.0], 0.5, &mut rng(5));
+    let scorer = EnsembleDetector::new(
+        mlp(),
+        deployed(),
+        p_ref.clone(),
+        deployed().insert_axis(Axis(0)),
+        EnsembleConfig {
+            ensemble_size: 1,
+            floor: 0.6,
+            selection: Selection::Disagreeing,
+            ..EnsembleConfig::untilted()
+        },
+    )?;
+    let got = scorer.statistics_of_members(q.view(), members.clone())?;
+    let passing: Vec<usize> =
+        (0..12).filter(|&m| agreement_with_f(&members.row(m).to_owned(), &p_ref) >= 0.6).collect();
+    assert!(passing.len() >= 6 && !passing.contains(&3), "the toy keeps most members but #3: {passing:?}");
+    let fixed = EnsembleDetector::new(
+        mlp(),
+        deployed(),
+        p_ref.clone(),
+        members.select(Axis(0), &passing),
+        EnsembleConfig { ensemble_size: passing.len(), floor: 0.0, ..EnsembleConfig::untilted() },
+    )?;
+    let want = fixed.window_statistics(q.view(), 0)?;
+    assert_eq!(got.ensemble_size, passing.len());
+    assert!((got.entropy - want.entropy).abs() < 1e-9 && (got.disagreement - want.disagreement).abs() < 1e-12);
+    // Wrong widths are refused, not scored.
+    assert!(matches!(
+        scorer.statistics_of_members(q.view(), Array2::zeros((2, 5))),
+        Err(DetectError::Width { what: "members", .. })
+    ));
+    Ok(())
+}
+
+/// The fraction of `x` on which `theta` predicts f's label.
+fn agreement_with_f(theta: &Array1<f32>, x: &Array2<f32>) -> f64 {
+    let both = ndarray::stack(Axis(0), &[deployed().view(), theta.view()]).unwrap();
+    let pred = mlp().predict(both.view(), x.view()).unwrap();
+    pred.row(0).iter().zip(pred.row(1)).filter(|(a, b)| a == b).count() as f64 / x.nrows() as f64
+}
+
 #[test]
 fn refinement_moves_members_towards_disagreeing_on_the_window() -> TestResult {
     let q = gaussian(20, [3.0, -3.0], 0.5, &mut rng(9));
