@@ -59,7 +59,7 @@ pub(crate) fn open(path: &Path, _settings: &OpenSettings) -> Result<Box<dyn Back
 #[cfg(feature = "runtime")]
 pub(crate) fn open(path: &Path, settings: &OpenSettings) -> Result<Box<dyn Backend>, CapiError> {
     use crate::runtime::{ExecutionProvider, OpenOptions};
-    let provider = settings.cuda_device.map_or(ExecutionProvider::Cpu, |device| ExecutionProvider::Cuda { device });
+    let provider = ExecutionProvider::from_cuda_device(settings.cuda_device);
     let options = OpenOptions { onnxruntime: settings.onnxruntime.clone(), threads: settings.threads, provider };
     Ok(Box::new(crate::runtime::Detector::open(path, &options)?))
 }

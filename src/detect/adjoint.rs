@@ -11,7 +11,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::config::{EnsembleConfig, Selection, Statistic};
+use super::config::{capped_lambda, EnsembleConfig, Selection, Statistic};
 use super::ensemble::{EnsembleDetector, WindowStatistics};
 use super::error::{check_rows, DetectError};
 use super::method::WindowTest;
@@ -82,6 +82,9 @@ impl AdjointDetectorConfig {
             if !w.is_finite() || w < 0.0 {
                 return bad("q_weight", w.to_string(), "must be finite and ≥ 0");
             }
+        }
+        if self.lambda_rows == Some(0) {
+            return bad("lambda_rows", "0".into(), "a cap of at least one row (or none)");
         }
         if self.ensemble_size == 0 {
             return bad("ensemble_size", "0".into(), "at least one member");
@@ -159,11 +162,8 @@ impl AdjointDetector {
             0 => self.p_ref.clone(),
             k => self.p_ref.select(Axis(0), &rand::seq::index::sample(&mut rng, n_ref, k.min(n_ref)).into_vec()),
         };
-        let q_weight = match (self.config.q_weight, self.config.lambda_rows) {
-            (Some(w), Some(rows)) => Some(w.min(rows as f32 / q.nrows() as f32)),
-            (w, _) => w,
-        };
-        let reward = CdcReward::new(self.mlp.clone(), self.f.view(), p.view(), q, q_weight).map_err(tuning)?;
+        let q_weight = capped_lambda(self.config.q_weight, self.config.lambda_rows, q.nrows());
+        let reward = CdcReward::new(self.mlp.clone(), self.f.view(), p.view(), q, Some(q_weight)).map_err(tuning)?;
         let config = AdjointConfig { seed: rng.random(), ..self.config.tuning.clone() };
         let mut am = AdjointMatching::new(&self.base, &reward, config).map_err(tuning)?;
         for _ in 0..self.config.tuning.iterations {

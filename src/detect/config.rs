@@ -4,6 +4,16 @@ use serde::{Deserialize, Serialize};
 
 use super::error::DetectError;
 
+/// The DCE weight λ of ℓ_cdc for a window of `n_q` rows: `lambda` (or 1/(n_q + 1) when unset), capped at
+/// `lambda_rows / n_q` ([`EnsembleConfig::lambda_for`]; the faithful path weighs its reward the same way).
+pub(crate) fn capped_lambda(lambda: Option<f32>, lambda_rows: Option<usize>, n_q: usize) -> f32 {
+    let lambda = lambda.unwrap_or_else(|| crate::classifier::Targets::default_lambda(n_q));
+    match lambda_rows {
+        Some(rows) if n_q > 0 => lambda.min(rows as f32 / n_q as f32),
+        _ => lambda,
+    }
+}
+
 /// Which statistic decides a window (both are always computed and reported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -203,11 +213,7 @@ impl EnsembleConfig {
     /// The DCE weight λ of ℓ_cdc for a window of `n_q` rows: `lambda` (or 1/(n_q + 1) when unset), capped at
     /// `lambda_rows / n_q`.
     pub fn lambda_for(&self, n_q: usize) -> f32 {
-        let lambda = self.lambda.unwrap_or_else(|| crate::classifier::Targets::default_lambda(n_q));
-        match self.lambda_rows {
-            Some(rows) if n_q > 0 => lambda.min(rows as f32 / n_q as f32),
-            _ => lambda,
-        }
+        capped_lambda(self.lambda, self.lambda_rows, n_q)
     }
 
     /// Checks every setting's range.

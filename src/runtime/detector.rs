@@ -45,6 +45,13 @@ pub enum ExecutionProvider {
     },
 }
 
+impl ExecutionProvider {
+    /// `Cuda { device }` for `Some(device)`, else `Cpu` (the CLI's `--cuda-device` and the C ABI's provider).
+    pub fn from_cuda_device(device: Option<u32>) -> Self {
+        device.map_or(Self::Cpu, |device| Self::Cuda { device })
+    }
+}
+
 /// What a detector scores and generates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetectorInfo {

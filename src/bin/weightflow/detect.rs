@@ -45,7 +45,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let rows = load_features_csv(&args.window)?;
     let started = Instant::now();
-    let provider = args.cuda_device.map_or(ExecutionProvider::Cpu, |device| ExecutionProvider::Cuda { device });
+    let provider = ExecutionProvider::from_cuda_device(args.cuda_device);
     let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), provider, ..OpenOptions::default() };
     let detector = Detector::open(&args.bundle, &options)?;
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
