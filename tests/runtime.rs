@@ -104,7 +104,11 @@ fn open(bundle: &Bundle, lib: std::path::PathBuf) -> Result<(tempfile::TempDir, 
 #[test]
 fn onnx_velocity_equals_candle_for_endpoint_and_velocity_nets() -> TestResult {
     let Some(lib) = ort_support::library_or_skip("onnx_velocity_equals_candle") else { return Ok(()) };
-    for (objective, prediction) in [(Objective::Cfm, Prediction::Endpoint), (Objective::Mmfm, Prediction::Velocity)] {
+    for (objective, prediction) in [
+        (Objective::Cfm, Prediction::Endpoint),
+        (Objective::Mmfm, Prediction::Endpoint),
+        (Objective::Mmfm, Prediction::Velocity),
+    ] {
         let model = tiny_model(objective, prediction)?;
         let (_dir, det) = open(&bundle_of(&model, Sampler::Euler, 10)?, lib.clone())?;
         let mut r = rng::rng(21);
@@ -154,8 +158,12 @@ fn onnx_checker_accepts_the_exported_graph() -> TestResult {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
-    for (objective, prediction) in [(Objective::Cfm, Prediction::Endpoint), (Objective::Mmfm, Prediction::Velocity)] {
-        let path = dir.path().join(format!("{objective:?}.onnx"));
+    for (objective, prediction) in [
+        (Objective::Cfm, Prediction::Endpoint),
+        (Objective::Mmfm, Prediction::Endpoint),
+        (Objective::Mmfm, Prediction::Velocity),
+    ] {
+        let path = dir.path().join(format!("{objective:?}-{prediction:?}.onnx"));
         std::fs::write(&path, tiny_model(objective, prediction)?.to_onnx()?)?;
         let out = std::process::Command::new(&py)
             .args(["-c", "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)"])

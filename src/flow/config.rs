@@ -18,19 +18,23 @@ pub enum Objective {
     Jko,
 }
 
-/// What the network of a CFM model outputs.
+/// What the network of a CFM or MMFM model outputs.
 ///
-/// * `velocity`: v(x_t, t) directly, regressed on x_1 − x_0.
-/// * `endpoint`: the expected endpoint x̂_1(x_t, t), regressed on x_1; the velocity is then
+/// * `velocity`: v(x_t, t) directly, regressed on the path's velocity u_t (x_1 − x_0 for CFM, the spline's
+///   derivative for MMFM).
+/// * `endpoint`: the expected endpoint x̂_1(x_t, t), regressed on y = x_t + (1 − t) u_t, the point the path's
+///   tangent at t reaches at t = 1 (x_1 itself on CFM's straight paths; on MMFM's splines the tangent's
+///   extrapolation, which tends to the final checkpoint as t → 1); the velocity is then
 ///   v = (x̂_1 − x_t)/(1 − t). Trained classifiers sit in a small region compared with the Kaiming source, so
 ///   the ideal velocity is nearly the contraction (μ_1 − x)/(1 − t); an MLP reproduces a near-constant
-///   endpoint far more easily than that x-proportional field (docs/FLOW.md measures the difference).
+///   endpoint far more easily than that x-proportional field (docs/FLOW.md measures the difference, for CFM
+///   and for MMFM).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Prediction {
     /// The network outputs the velocity.
     Velocity,
-    /// The network outputs the endpoint x̂_1 (CFM only).
+    /// The network outputs the endpoint x̂_1 (CFM and MMFM; JKO learns a potential instead).
     #[default]
     Endpoint,
 }
@@ -55,7 +59,8 @@ pub enum LrSchedule {
 pub struct MetaTrainConfig {
     /// What is learned.
     pub objective: Objective,
-    /// What a CFM network outputs (MMFM and JKO regress velocities and potentials and ignore it).
+    /// What a CFM or MMFM network outputs (JKO learns a potential and ignores it). MMFM models saved before
+    /// MMFM could predict endpoints (manifest version < 4) read as [`Prediction::Velocity`].
     pub prediction: Prediction,
     /// Pairing of source samples (and of consecutive marginals for MMFM); JKO pairs within runs always.
     pub coupling: Coupling,
@@ -101,7 +106,10 @@ impl MetaTrainConfig {
     /// The measured defaults for `objective` (docs/FLOW.md). CFM predicts preconditioned endpoints with the
     /// independent coupling: the preconditioner is the exact posterior mean for independent Gaussian pairs,
     /// and minibatch OT pairs break that assumption (OT correlates x_0 with x_1); on UCI heart the
-    /// independent coupling matched or beat OT on every figure of docs/FLOW.md. MMFM and JKO regress velocities and potentials and chain marginals by minibatch OT.
+    /// independent coupling matched or beat OT on every figure of docs/FLOW.md. MMFM predicts the preconditioned
+    /// endpoint of its spline's tangent (docs/FLOW.md: it removed the velocity network's blur) and JKO learns a
+    /// potential; both chain the marginals by minibatch OT (for MMFM the independent coupling measured the
+    /// same, in less time).
     pub fn for_objective(objective: Objective) -> Self {
         Self {
             objective,
@@ -188,9 +196,9 @@ impl MetaTrainConfig {
         Ok(())
     }
 
-    /// True when the network outputs endpoints (CFM with [`Prediction::Endpoint`]).
+    /// True when the network outputs endpoints (CFM or MMFM with [`Prediction::Endpoint`]).
     pub fn predicts_endpoint(&self) -> bool {
-        self.objective == Objective::Cfm && self.prediction == Prediction::Endpoint
+        matches!(self.objective, Objective::Cfm | Objective::Mmfm) && self.prediction == Prediction::Endpoint
     }
 
     /// The checkpoint indices of the marginals used: 0, the chosen intermediates, K (CFM: 0 and K).

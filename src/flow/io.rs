@@ -8,9 +8,11 @@
 //!   `autoencoder.json`, whose weights' sha256 the manifest's [`LatentRecord`] pins.
 //!
 //! Versions: 1 is a weight-space model; 2 adds the latent record; 3 adds context conditioning (the
-//! `training.context` settings and the encoder's `context.*` tensors). Each model is written with the lowest
-//! version that holds it, so builds from before a feature still read models without it and refuse models with
-//! it by their version instead of misreading them.
+//! `training.context` settings and the encoder's `context.*` tensors); 4 marks an MMFM network that outputs
+//! endpoints (before it, MMFM networks always output velocities, whatever `training.prediction` says, so a
+//! version below 4 reads as [`Prediction::Velocity`] for MMFM). Each model is written with the lowest version
+//! that holds it, so builds from before a feature still read models without it and refuse models with it by
+//! their version instead of misreading them.
 //!
 //! Every file is written atomically (temporary file, then rename), weights first and `meta.json` last, so a
 //! manifest never points at weights that are not there. Loading refuses a wrong format, version or checksum, and a weights
@@ -26,24 +28,34 @@ use sha2::{Digest, Sha256};
 
 use super::error::CandleContext;
 use super::model::ModelInfo;
-use super::{Coupling, Error, MetaModel, MetaTrainConfig, NetConfig, Objective, Result, Scaling, WeightAutoencoder};
+use super::{
+    Coupling, Error, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Result, Scaling, WeightAutoencoder,
+};
 use crate::space::{Layout, SourceKind};
 
 /// The manifest's `format` field.
 pub const META_FORMAT: &str = "weightflow.meta";
 /// The newest manifest version this build writes and reads (see the module documentation).
-pub const META_VERSION: u32 = 3;
+pub const META_VERSION: u32 = 4;
 /// The version of a weight-space model's manifest.
 const META_VERSION_WEIGHTS: u32 = 1;
 /// The version of a latent-space model's manifest without context conditioning.
 const META_VERSION_LATENT: u32 = 2;
+/// The version of a context-conditioned model's manifest.
+const META_VERSION_CONTEXT: u32 = 3;
+/// The first version whose MMFM networks may output endpoints.
+const META_VERSION_MMFM_ENDPOINT: u32 = 4;
 
-/// The lowest manifest version that holds a model with (or without) a latent record and context conditioning.
-fn version_for(latent: bool, context: bool) -> u32 {
-    match (latent, context) {
-        (_, true) => META_VERSION,
-        (true, false) => META_VERSION_LATENT,
-        (false, false) => META_VERSION_WEIGHTS,
+/// The lowest manifest version that holds a model trained with `training` (with or without a latent record).
+fn version_for(latent: bool, training: &MetaTrainConfig) -> u32 {
+    if training.objective == Objective::Mmfm && training.predicts_endpoint() {
+        META_VERSION_MMFM_ENDPOINT
+    } else if training.context.is_some() {
+        META_VERSION_CONTEXT
+    } else if latent {
+        META_VERSION_LATENT
+    } else {
+        META_VERSION_WEIGHTS
     }
 }
 /// The weights file in a model directory.
@@ -56,7 +68,8 @@ pub const META_MANIFEST: &str = "meta.json";
 pub struct MetaManifest {
     /// Always [`META_FORMAT`].
     pub format: String,
-    /// 1 (weight space), 2 (latent space) or 3 (context-conditioned); see the module documentation.
+    /// 1 (weight space), 2 (latent space), 3 (context-conditioned) or 4 (MMFM predicting endpoints); see the
+    /// module documentation.
     pub version: u32,
     /// The objective trained.
     pub objective: Objective,
@@ -261,7 +274,7 @@ impl MetaModel {
         let cfg = self.config();
         MetaManifest {
             format: META_FORMAT.into(),
-            version: version_for(latent.is_some(), cfg.context.is_some()),
+            version: version_for(latent.is_some(), cfg),
             objective: cfg.objective,
             coupling: cfg.coupling,
             source: cfg.source,
@@ -309,18 +322,23 @@ impl MetaModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let json_path = dir.join(META_MANIFEST);
         let loose = read_checked_manifest(&json_path, META_FORMAT, META_VERSION)?;
-        let m: MetaManifest =
+        let mut m: MetaManifest =
             serde_json::from_value(loose).map_err(|source| Error::Json { path: json_path.clone(), source })?;
-        let want = version_for(m.latent.is_some(), m.training.context.is_some());
+        if m.version < META_VERSION_MMFM_ENDPOINT && m.training.objective == Objective::Mmfm {
+            // Written when MMFM networks always output velocities (the stored field held the CFM default).
+            m.training.prediction = Prediction::Velocity;
+        }
+        let want = version_for(m.latent.is_some(), &m.training);
         if m.version != want {
             return Err(Error::Config {
                 field: "manifest",
                 reason: format!(
-                    "{}: version {} {} a latent record and {} context settings, which is version {want}",
+                    "{}: version {} {} a latent record, {} context settings and a {} network, which is version {want}",
                     json_path.display(),
                     m.version,
                     if m.latent.is_some() { "with" } else { "without" },
-                    if m.training.context.is_some() { "with" } else { "without" }
+                    if m.training.context.is_some() { "with" } else { "without" },
+                    if m.training.predicts_endpoint() { "endpoint" } else { "velocity or potential" }
                 ),
             });
         }

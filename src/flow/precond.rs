@@ -15,6 +15,12 @@
 //! learns poorly: generated nets then come out blurred) nor the constant μ_1 near t = 0 (learned alone, it
 //! collapses every sample onto the mean network) has to be learned by the MLP.
 //!
+//! MMFM's endpoint is the point its spline's tangent at t reaches at t = 1, y = x_t + (1 − t) u_t
+//! ([`PrecondStats::residual_terms`] takes u_t). The same straight-path baseline serves it: exact for CFM, a
+//! first guess for a spline, whose curvature the network learns. A spline-aware baseline would need the spline's
+//! basis in t inside the exported ONNX graph too; the straight one already removed the velocity network's blur
+//! (docs/FLOW.md).
+//!
 //! The statistics are stored with the network's weights (`precond.mu1`, `precond.var0`, `precond.var1`) and
 //! are never trained.
 

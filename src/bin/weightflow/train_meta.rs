@@ -28,7 +28,7 @@ pub struct Args {
     /// Objective: cfm, mmfm or jko.
     #[arg(long, value_parser = kebab::<Objective>, default_value = "cfm")]
     pub objective: Objective,
-    /// What a CFM network outputs: endpoint (x̂_1; default) or velocity.
+    /// What a CFM or MMFM network outputs: endpoint (x̂_1; default) or velocity.
     #[arg(long, value_parser = kebab::<Prediction>)]
     pub prediction: Option<Prediction>,
     /// Intermediate marginals used by MMFM and JKO (k of MMFM_k / JKO(k+1)).
