@@ -491,3 +491,55 @@ fn tasks_train_a_context_conditioned_meta_model_that_eval_gen_scores_per_guidanc
     assert!(o.status.code() == Some(1) && stderr.contains("cannot join"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn plot_gen_draws_every_report_and_refuses_what_is_not_one() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let report = |name: &str, gaussian: serde_json::Value| -> Result<std::path::PathBuf, std::io::Error> {
+        let v = serde_json::json!({
+            "schema": "eval-gen/1",
+            "path_loss": [{"t": 0.0, "loss": 0.7, "accuracy": 0.5}, {"t": 1.0, "loss": 0.45, "accuracy": 0.8}],
+            "w1": {"t": [0.0, 0.5, 1.0], "generated": [4.6, null, 1.3], "gaussian_source": gaussian},
+        });
+        let path = dir.path().join(name);
+        std::fs::write(&path, v.to_string())?;
+        Ok(path)
+    };
+    let a = report("a.json", serde_json::Value::Null)?;
+    let b = report("b.json", serde_json::json!([21.4, 7.2, 1.26]))?;
+    let out = dir.path().join("plots");
+    let run = weightflow()
+        .args(["plot-gen", "--prefix", "x_", "--json", "--report"])
+        .arg(format!("CFM, here={}", a.display()))
+        .arg("--report")
+        .arg(format!("MMFM={}", b.display()))
+        .arg("--out")
+        .arg(&out)
+        .output()?;
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout)?;
+    assert_eq!(v["schema"], "plot-gen/1");
+    let loss = std::fs::read_to_string(out.join("x_path_loss.svg"))?;
+    let w1 = std::fs::read_to_string(out.join("x_w1.svg"))?;
+    for label in ["CFM, here", "MMFM"] {
+        assert!(loss.contains(label) && w1.contains(label), "{label} missing from a plot");
+    }
+    assert!(w1.contains("MMFM: Gaussian-source model") && !w1.contains("CFM, here: Gaussian"));
+
+    std::fs::write(dir.path().join("shift.json"), r#"{"schema": "eval-shift/1"}"#)?;
+    let short = dir.path().join("short.json");
+    std::fs::write(&short, r#"{"schema": "eval-gen/1", "path_loss": [], "w1": {"t": [0, 1], "generated": [1]}}"#)?;
+    let cases: [(String, &str); 4] = [
+        ("no-label".into(), "expected LABEL=FILE"),
+        (format!("a={}", dir.path().join("missing.json").display()), "missing.json"),
+        (format!("a={}", dir.path().join("shift.json").display()), "has schema \"eval-shift/1\""),
+        (format!("a={}", short.display()), "1 w1.generated values for 2 times"),
+    ];
+    for (spec, needle) in cases {
+        let run = weightflow().args(["plot-gen", "--report", &spec, "--out"]).arg(&out).output()?;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{spec}: {stderr}");
+        assert!(stderr.contains(needle) && !stderr.contains("panicked"), "{spec}: {stderr}");
+    }
+    Ok(())
+}

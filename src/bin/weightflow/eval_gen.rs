@@ -13,7 +13,7 @@ use ndarray::s;
 use serde_json::json;
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::eval::{
-    accuracy_stats, evaluate_generation, svg_line_plot, w1_per_marginal, EvalData, GenerationConfig, GenerationInputs,
+    accuracy_stats, evaluate_generation, w1_per_marginal, EvalData, GenerationConfig, GenerationInputs,
     GenerationReport, InitTarget, Stats,
 };
 use weightflow::flow::{MetaModel, Sampler};
@@ -21,6 +21,7 @@ use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::kebab;
 use crate::output;
+use crate::plot_gen::{write_curves, Curves};
 use crate::tasks::{context_pool, task_name};
 
 /// Command-line arguments of `eval-gen`.
@@ -57,7 +58,7 @@ pub struct Args {
     /// conditional field, 0: unconditioned, > 1: pushed further towards the context).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub guidance: Vec<f64>,
-    /// Write path_loss.svg and w1.svg into this directory.
+    /// Write path_loss.svg and w1.svg into this directory (`plot-gen` draws several reports on one pair).
     #[arg(long)]
     pub plots: Option<PathBuf>,
     /// Device: cpu, or cuda with the `cuda` feature.
@@ -146,24 +147,17 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn write_plots(dir: &std::path::Path, r: &GenerationReport) -> Result<(), Box<dyn std::error::Error>> {
-    std::fs::create_dir_all(dir)?;
-    let loss: Vec<(f64, f64)> = r.path_loss.iter().map(|p| (p.t as f64, p.loss)).collect();
-    let svg = svg_line_plot(
-        "Validation loss along the generation path",
-        "ODE time t",
-        "mean cross entropy",
-        &[("generated".to_string(), loss)],
-    );
-    std::fs::write(dir.join("path_loss.svg"), svg)?;
     let series = |vals: &[Option<f64>]| -> Vec<(f64, f64)> {
         r.w1.t.iter().zip(vals).filter_map(|(&t, v)| v.map(|v| (t, v))).collect()
     };
-    let mut s = vec![("Kaiming source".to_string(), series(&r.w1.generated))];
-    if let Some(g) = &r.w1.gaussian_source {
-        s.push(("Gaussian source".to_string(), series(g)));
-    }
-    std::fs::write(dir.join("w1.svg"), svg_line_plot("W1 to the trained marginals", "t_k", "W1", &s))?;
-    output::say(format_args!("wrote {} and {}", dir.join("path_loss.svg").display(), dir.join("w1.svg").display()));
+    let curves = Curves {
+        label: "generated".into(),
+        path_loss: r.path_loss.iter().map(|p| (p.t as f64, p.loss)).collect(),
+        w1: series(&r.w1.generated),
+        w1_gaussian: r.w1.gaussian_source.as_deref().map(series),
+    };
+    let files = write_curves(dir, "", &[curves])?;
+    output::say(format_args!("wrote {} and {}", files[0].display(), files[1].display()));
     Ok(())
 }
 

@@ -31,6 +31,7 @@ mod export;
 mod generate;
 mod info;
 mod output;
+mod plot_gen;
 mod quickstart;
 mod tasks;
 mod train_base;
@@ -64,6 +65,8 @@ enum Command {
     Generate(generate::Args),
     /// Evaluate a meta-model's generated classifiers against the trained runs.
     EvalGen(eval_gen::Args),
+    /// Draw the path-loss and W1 curves of several `eval-gen --json` reports on one pair of plots.
+    PlotGen(plot_gen::Args),
     /// Export a meta-model, a deployed classifier and calibration tables as one bundle for the runtime.
     Export(export::Args),
     /// Score one window of live inputs (a CSV) with a bundle: p-value and verdict.
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Tune(a) => tune::run(a),
         Command::Generate(a) => generate::run(a),
         Command::EvalGen(a) => eval_gen::run(a),
+        Command::PlotGen(a) => plot_gen::run(a),
         Command::Export(a) => export::run(a),
         Command::EvalShift(a) => eval_shift::run(a),
         Command::Detect(a) => detect::run(a),
