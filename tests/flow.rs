@@ -261,8 +261,12 @@ fn save_load_round_trip_and_refusals() -> TestResult {
         "an MMFM endpoint network is version 4"
     );
     edit(&|v| v["version"] = 5.into(), "version check failed")?;
-    // Version 2 is a latent-space model: without its latent record the file is inconsistent.
-    edit(&|v| v["version"] = 2.into(), "without a latent record")?;
+    // Version 2 is a latent-space model: without its latent record the file is inconsistent (and below version
+    // 4 an MMFM network reads as a velocity network, whose version is 1).
+    edit(
+        &|v| v["version"] = 2.into(),
+        "without a latent record and without context settings for an MMFM velocity network, which is version 1",
+    )?;
     edit(
         &|v| {
             v["net"]["hidden"] = serde_json::json!([17]);

@@ -333,12 +333,16 @@ impl MetaModel {
             return Err(Error::Config {
                 field: "manifest",
                 reason: format!(
-                    "{}: version {} {} a latent record, {} context settings and a {} network, which is version {want}",
+                    "{}: version {} {} a latent record and {} context settings{}, which is version {want}",
                     json_path.display(),
                     m.version,
                     if m.latent.is_some() { "with" } else { "without" },
                     if m.training.context.is_some() { "with" } else { "without" },
-                    if m.training.predicts_endpoint() { "endpoint" } else { "velocity or potential" }
+                    match (m.objective, m.training.predicts_endpoint()) {
+                        (Objective::Mmfm, true) => " for an MMFM endpoint network",
+                        (Objective::Mmfm, false) => " for an MMFM velocity network",
+                        _ => "",
+                    }
                 ),
             });
         }
