@@ -19,6 +19,13 @@ use weightflow::space::{KaimingUniform, Layout, Source};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The kinds of velocity network a bundle can export: CFM's endpoint net and both of MMFM's.
+const VELOCITY_NETS: [(Objective, Prediction); 3] = [
+    (Objective::Cfm, Prediction::Endpoint),
+    (Objective::Mmfm, Prediction::Endpoint),
+    (Objective::Mmfm, Prediction::Velocity),
+];
+
 /// A small meta-model over 3-4-2 MLPs trained briefly on synthetic runs whose finals are a scaled copy of
 /// their init plus an offset (any weights will do: the tests compare two implementations of one field).
 fn tiny_model(objective: Objective, prediction: Prediction) -> Result<MetaModel, Box<dyn std::error::Error>> {
@@ -104,11 +111,7 @@ fn open(bundle: &Bundle, lib: std::path::PathBuf) -> Result<(tempfile::TempDir, 
 #[test]
 fn onnx_velocity_equals_candle_for_endpoint_and_velocity_nets() -> TestResult {
     let Some(lib) = ort_support::library_or_skip("onnx_velocity_equals_candle") else { return Ok(()) };
-    for (objective, prediction) in [
-        (Objective::Cfm, Prediction::Endpoint),
-        (Objective::Mmfm, Prediction::Endpoint),
-        (Objective::Mmfm, Prediction::Velocity),
-    ] {
+    for (objective, prediction) in VELOCITY_NETS {
         let model = tiny_model(objective, prediction)?;
         let (_dir, det) = open(&bundle_of(&model, Sampler::Euler, 10)?, lib.clone())?;
         let mut r = rng::rng(21);
@@ -158,11 +161,7 @@ fn onnx_checker_accepts_the_exported_graph() -> TestResult {
         return Ok(());
     };
     let dir = tempfile::tempdir()?;
-    for (objective, prediction) in [
-        (Objective::Cfm, Prediction::Endpoint),
-        (Objective::Mmfm, Prediction::Endpoint),
-        (Objective::Mmfm, Prediction::Velocity),
-    ] {
+    for (objective, prediction) in VELOCITY_NETS {
         let path = dir.path().join(format!("{objective:?}-{prediction:?}.onnx"));
         std::fs::write(&path, tiny_model(objective, prediction)?.to_onnx()?)?;
         let out = std::process::Command::new(&py)

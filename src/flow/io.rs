@@ -338,7 +338,7 @@ impl MetaModel {
                     m.version,
                     if m.latent.is_some() { "with" } else { "without" },
                     if m.training.context.is_some() { "with" } else { "without" },
-                    match (m.objective, m.training.predicts_endpoint()) {
+                    match (m.training.objective, m.training.predicts_endpoint()) {
                         (Objective::Mmfm, true) => " for an MMFM endpoint network",
                         (Objective::Mmfm, false) => " for an MMFM velocity network",
                         _ => "",
