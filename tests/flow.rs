@@ -132,28 +132,37 @@ fn mmfm_learns_the_final_and_the_intermediate_marginal() -> TestResult {
     Ok(())
 }
 
-#[test]
-fn jko_potential_step_reproduces_the_next_marginal_of_a_quadratic_gradient_flow() -> TestResult {
-    // x_{k+1} = x_k − τ A x_k, A = diag(0.4, 0.8), τ = 1/8, K = 8, x_0 = m + U(±1)² with m = (2, −1.5).
-    let layout = Layout::parse("1-1")?;
-    let (k, a, m) = (8usize, [0.4f32, 0.8], [2.0f32, -1.5]);
+/// `runs` trajectories `[runs, k + 1, 2]` of the explicit gradient flow x_{j+1} = x_j − τ A (x_j − c) of the
+/// quadratic V(x) = ½ (x − c)ᵀ A (x − c), τ = 1/k, from x_0 = `start` + U(±1)².
+fn quadratic_flow(a: [[f32; 2]; 2], c: [f32; 2], start: [f32; 2], k: usize, runs: usize, seed: u64) -> Array3<f32> {
+    let mut r = rng::rng(seed);
     let tau = 1.0 / k as f32;
-    let make = |runs: usize, seed: u64| {
-        let mut r = rng::rng(seed);
-        let mut traj = Array3::<f32>::zeros((runs, k + 1, 2));
-        for run in 0..runs {
-            for j in 0..2 {
-                let mut x = m[j] + r.random_range(-1.0f32..1.0);
-                for step in 0..=k {
-                    traj[[run, step, j]] = x;
-                    x -= tau * a[j] * x;
-                }
-            }
+    let mut traj = Array3::<f32>::zeros((runs, k + 1, 2));
+    for run in 0..runs {
+        let mut x = [start[0] + r.random_range(-1.0f32..1.0), start[1] + r.random_range(-1.0f32..1.0)];
+        for step in 0..=k {
+            traj[[run, step, 0]] = x[0];
+            traj[[run, step, 1]] = x[1];
+            let d = [x[0] - c[0], x[1] - c[1]];
+            x = [x[0] - tau * (a[0][0] * d[0] + a[0][1] * d[1]), x[1] - tau * (a[1][0] * d[0] + a[1][1] * d[1])];
         }
-        traj
-    };
+    }
+    traj
+}
+
+#[test]
+fn raw_jko_potential_step_reproduces_the_next_marginal_of_a_quadratic_gradient_flow() -> TestResult {
+    // The raw JKOnet* potential (prediction velocity): A = diag(0.4, 0.8), c = 0, K = 8, x_0 = (2, −1.5) + U(±1)².
+    let layout = Layout::parse("1-1")?;
+    let k = 8;
+    let make = |runs, seed| quadratic_flow([[0.4, 0.0], [0.0, 0.8]], [0.0, 0.0], [2.0, -1.5], k, runs, seed);
     let traj = make(512, 3);
-    let cfg = MetaTrainConfig { intermediates: k - 1, align: false, ..small_config(Objective::Jko, 800) };
+    let cfg = MetaTrainConfig {
+        intermediates: k - 1,
+        align: false,
+        prediction: Prediction::Velocity,
+        ..small_config(Objective::Jko, 800)
+    };
     let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
     assert_eq!(model.marginal_times().len(), k + 1);
     let held_out = make(2000, 4);
@@ -176,12 +185,60 @@ fn jko_potential_step_reproduces_the_next_marginal_of_a_quadratic_gradient_flow(
     Ok(())
 }
 
-fn tiny_model(seed: u64) -> Result<(Layout, MetaModel), Error> {
-    tiny_mmfm(seed, Prediction::Endpoint)
+/// Root-mean-square distance between the rows of `a` and `b` `[N, 2]`.
+fn rms(a: ArrayView2<f32>, b: ArrayView2<f32>) -> f64 {
+    let sq: f64 = a.iter().zip(b.iter()).map(|(&u, &v)| (u as f64 - v as f64).powi(2)).sum();
+    (sq / a.nrows() as f64).sqrt()
 }
 
-/// An MMFM model over a 2-3-2 layout, trained for 20 steps.
-fn tiny_mmfm(seed: u64, prediction: Prediction) -> Result<(Layout, MetaModel), Error> {
+#[test]
+fn jko_with_the_gaussian_baseline_follows_each_run_of_a_coupled_gradient_flow() -> TestResult {
+    // A couples the coordinates, so the per-coordinate Gaussian map between marginals (the baseline) gets each
+    // marginal's mean and spread but not where each run goes; the potential's correction must supply that.
+    // x_0 ~ U(±1)², the Kaiming source of layout 1-1, where generation starts.
+    let layout = Layout::parse("1-1")?;
+    let (k, a, c) = (4usize, [[1.2f32, 0.9], [0.9, 1.2]], [1.0f32, -0.5]);
+    let make = |runs, seed| quadratic_flow(a, c, [0.0, 0.0], k, runs, seed);
+    let traj = make(1024, 3);
+    let cfg = MetaTrainConfig { intermediates: k - 1, align: false, ..small_config(Objective::Jko, 1500) };
+    assert_eq!(cfg.prediction, Prediction::Endpoint, "the baseline is JKO's default");
+    let model = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    let held_out = make(2000, 4);
+    let path = model.generate_path_from(held_out.slice(s![.., 0, ..]), Sampler::Euler, 0, 1)?;
+    assert_eq!(path.len(), k + 1);
+
+    // The baseline alone, in f64 from the training marginals: B_j(x) = m_{j+1} + (s_{j+1}/s_j)(x − m_j).
+    let stats = |j: usize, i: usize| {
+        let col = traj.slice(s![.., j, i]);
+        let m = col.iter().map(|&v| v as f64).sum::<f64>() / col.len() as f64;
+        let v = col.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / col.len() as f64;
+        (m, v.sqrt())
+    };
+    let mut base = held_out.slice(s![.., 0, ..]).mapv(|v| v as f64);
+    for j in 0..k {
+        for i in 0..2 {
+            let ((m0, s0), (m1, s1)) = (stats(j, i), stats(j + 1, i));
+            base.column_mut(i).mapv_inplace(|x| m1 + s1 / s0 * (x - m0));
+        }
+    }
+    let base = base.mapv(|v| v as f32);
+    let truth = held_out.slice(s![.., k, ..]);
+    let (learned_err, base_err) = (rms(path[k].1.view(), truth), rms(base.view(), truth));
+    eprintln!("per-run RMS error at t = 1: learned {learned_err:.4}, baseline alone {base_err:.4}");
+    assert!(base_err > 0.1, "the coupling must matter: baseline alone {base_err}");
+    assert!(learned_err < 0.1 * base_err, "learned {learned_err} vs baseline alone {base_err}");
+    // And the marginal: mean and covariance of the generated finals against the held-out ones.
+    let (m, cov) = moments(truth);
+    assert_gaussian(path[k].1.view(), m, cov, 0.03, 0.02);
+    Ok(())
+}
+
+fn tiny_model(seed: u64) -> Result<(Layout, MetaModel), Error> {
+    tiny_chain(Objective::Mmfm, seed, Prediction::Endpoint)
+}
+
+/// An MMFM or JKO model over a 2-3-2 layout, trained for 20 steps.
+fn tiny_chain(objective: Objective, seed: u64, prediction: Prediction) -> Result<(Layout, MetaModel), Error> {
     let layout = Layout::parse("2-3-2")?;
     let mut r = rng::rng(9);
     let mut traj = Array3::<f32>::zeros((16, 3, layout.dim()));
@@ -193,7 +250,7 @@ fn tiny_mmfm(seed: u64, prediction: Prediction) -> Result<(Layout, MetaModel), E
         }
     }
     let cfg = MetaTrainConfig {
-        objective: Objective::Mmfm,
+        objective,
         prediction,
         coupling: Coupling::Ot,
         net: NetConfig { hidden: vec![16], time_dim: 4, cond_dim: 0 },
@@ -260,7 +317,7 @@ fn save_load_round_trip_and_refusals() -> TestResult {
         4,
         "an MMFM endpoint network is version 4"
     );
-    edit(&|v| v["version"] = 5.into(), "version check failed")?;
+    edit(&|v| v["version"] = 6.into(), "version check failed")?;
     // Version 2 is a latent-space model: without its latent record the file is inconsistent (and below version
     // 4 an MMFM network reads as a velocity network, whose version is 1).
     edit(
@@ -280,25 +337,47 @@ fn save_load_round_trip_and_refusals() -> TestResult {
 }
 
 #[test]
-fn mmfm_models_written_before_version_4_load_as_velocity_networks() -> TestResult {
-    let (_, velocity) = tiny_mmfm(5, Prediction::Velocity)?;
+fn mmfm_and_jko_models_written_before_their_versions_load_as_they_were_written() -> TestResult {
+    // MMFM networks output velocities before version 4, JKO models held a raw potential before version 5.
+    for (objective, version) in [(Objective::Mmfm, 4), (Objective::Jko, 5)] {
+        let (_, velocity) = tiny_chain(objective, 5, Prediction::Velocity)?;
+        let dir = tempfile::tempdir()?;
+        velocity.save(dir.path(), "relu")?;
+        // What builds before that version wrote for this model: version 1 and the CFM default in `prediction`.
+        let path = dir.path().join("meta.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+        assert_eq!(v["version"], 1);
+        v["training"]["prediction"] = "endpoint".into();
+        std::fs::write(&path, serde_json::to_vec(&v)?)?;
+        let old = MetaModel::load(dir.path(), &Device::Cpu)?;
+        assert_eq!(old.config().prediction, Prediction::Velocity, "{objective:?}");
+        assert_eq!(old.generate(7, Sampler::Heun, 10, 11)?, velocity.generate(7, Sampler::Heun, 10, 11)?);
+        // At the version that marks the other parameterisation, the same file reads as that one: an MMFM
+        // endpoint network generates something else; a JKO model with its baseline lacks the baseline's
+        // statistics, and the tensor check refuses it.
+        v["version"] = version.into();
+        std::fs::write(&path, serde_json::to_vec(&v)?)?;
+        match objective {
+            Objective::Jko => {
+                let e = MetaModel::load(dir.path(), &Device::Cpu).expect_err("no baseline tensors").to_string();
+                assert!(e.contains("tensor check failed"), "{e}");
+            }
+            _ => {
+                let endpoint = MetaModel::load(dir.path(), &Device::Cpu)?;
+                assert!(endpoint.config().predicts_endpoint());
+                let (a, b) =
+                    (endpoint.generate(7, Sampler::Heun, 10, 11)?, velocity.generate(7, Sampler::Heun, 10, 11)?);
+                assert_ne!(a, b);
+            }
+        }
+    }
+    // A JKO model with its baseline is version 5 and round-trips.
+    let (_, jko) = tiny_chain(Objective::Jko, 5, Prediction::Endpoint)?;
     let dir = tempfile::tempdir()?;
-    velocity.save(dir.path(), "relu")?;
-    // What builds before version 4 wrote for this network: version 1 and the CFM default in `prediction`.
-    let path = dir.path().join("meta.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path)?)?;
-    assert_eq!(v["version"], 1);
-    v["training"]["prediction"] = "endpoint".into();
-    std::fs::write(&path, serde_json::to_vec(&v)?)?;
-    let old = MetaModel::load(dir.path(), &Device::Cpu)?;
-    assert_eq!(old.config().prediction, Prediction::Velocity);
-    assert_eq!(old.generate(7, Sampler::Heun, 10, 11)?, velocity.generate(7, Sampler::Heun, 10, 11)?);
-    // The same weights read as an endpoint network generate something else: the version is what tells them
-    // apart.
-    v["version"] = 4.into();
-    std::fs::write(&path, serde_json::to_vec(&v)?)?;
-    let endpoint = MetaModel::load(dir.path(), &Device::Cpu)?;
-    assert!(endpoint.config().predicts_endpoint());
-    assert_ne!(endpoint.generate(7, Sampler::Heun, 10, 11)?, velocity.generate(7, Sampler::Heun, 10, 11)?);
+    jko.save(dir.path(), "relu")?;
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("meta.json"))?)?;
+    assert_eq!(v["version"], 5);
+    let back = MetaModel::load(dir.path(), &Device::Cpu)?;
+    assert_eq!(back.generate(7, Sampler::Euler, 0, 11)?, jko.generate(7, Sampler::Euler, 0, 11)?);
     Ok(())
 }

@@ -18,7 +18,7 @@ pub enum Objective {
     Jko,
 }
 
-/// What the network of a CFM or MMFM model outputs.
+/// What the network of a CFM or MMFM model outputs, and how a JKO model steps.
 ///
 /// * `velocity`: v(x_t, t) directly, regressed on the path's velocity u_t (x_1 − x_0 for CFM, the spline's
 ///   derivative for MMFM).
@@ -29,12 +29,16 @@ pub enum Objective {
 ///   the ideal velocity is nearly the contraction (μ_1 − x)/(1 − t); an MLP reproduces a near-constant
 ///   endpoint far more easily than that x-proportional field (docs/FLOW.md measures the difference, for CFM
 ///   and for MMFM).
+///
+/// JKO: `endpoint` predicts each step's arrival point as the Gaussian map between the two marginals plus the
+/// potential's correction, fitted where the step departs (module `precond`); `velocity` is the raw JKOnet*
+/// potential, fitted by its first-order condition where the step arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Prediction {
-    /// The network outputs the velocity.
+    /// The network outputs the velocity (JKO: the raw potential).
     Velocity,
-    /// The network outputs the endpoint x̂_1 (CFM and MMFM; JKO learns a potential instead).
+    /// The network outputs the endpoint x̂_1 (JKO: each step starts from the Gaussian baseline).
     #[default]
     Endpoint,
 }
@@ -53,14 +57,21 @@ pub enum LrSchedule {
     Cosine,
 }
 
+/// JKO's default noise on departure points, in the scaled coordinates z = θ/s. Without it, the learned
+/// correction steers generated states that drift off the training runs anywhere, and on digits the steps
+/// diverged; too much of it shrinks the generated spread (UCI heart: 83% of the trained spread at 0.3, 64% at
+/// 1.0). docs/FLOW.md, "JKO with the Gaussian baseline", has the sweep.
+const JKO_SIGMA: f32 = 0.3;
+
 /// Settings of [`super::train_meta`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MetaTrainConfig {
     /// What is learned.
     pub objective: Objective,
-    /// What a CFM or MMFM network outputs (JKO learns a potential and ignores it). MMFM models saved before
-    /// MMFM could predict endpoints (manifest version < 4) read as [`Prediction::Velocity`].
+    /// What a CFM or MMFM network outputs, and whether JKO steps start from the Gaussian baseline. MMFM models
+    /// saved before MMFM could predict endpoints (manifest version < 4) and JKO models saved before the baseline
+    /// (version < 5) read as [`Prediction::Velocity`].
     pub prediction: Prediction,
     /// Pairing of source samples (and of consecutive marginals for MMFM); JKO pairs within runs always.
     pub coupling: Coupling,
@@ -85,7 +96,8 @@ pub struct MetaTrainConfig {
     /// Decay of the exponential moving average of the weights used for sampling (None: sample with the
     /// trained weights).
     pub ema_decay: Option<f64>,
-    /// Noise: σ_min of CFM, σ of MMFM (in the scaled coordinates z = θ/s); unused by JKO.
+    /// Noise (in the scaled coordinates z = θ/s): σ_min of CFM, σ of MMFM, and for JKO with its baseline the
+    /// noise on each step's departure point (unused by the raw potential).
     pub sigma: f32,
     /// Seed of every random draw (init, alignment, minibatches).
     pub seed: u64,
@@ -109,7 +121,8 @@ impl MetaTrainConfig {
     /// independent coupling matched or beat OT on every figure of docs/FLOW.md. MMFM predicts the preconditioned
     /// endpoint of its spline's tangent (docs/FLOW.md: it removed the velocity network's blur) and JKO learns a
     /// potential; both chain the marginals by minibatch OT (for MMFM the independent coupling measured the
-    /// same, in less time).
+    /// same, in less time). JKO's steps start from the Gaussian baseline, fitted at noisy departure points
+    /// (σ = 0.3).
     pub fn for_objective(objective: Objective) -> Self {
         Self {
             objective,
@@ -125,7 +138,7 @@ impl MetaTrainConfig {
             weight_decay: 0.0,
             schedule: LrSchedule::Cosine,
             ema_decay: Some(0.999),
-            sigma: 1e-2,
+            sigma: if objective == Objective::Jko { JKO_SIGMA } else { 1e-2 },
             seed: 0,
             context: None,
         }
@@ -199,6 +212,13 @@ impl MetaTrainConfig {
     /// True when the network outputs endpoints (CFM or MMFM with [`Prediction::Endpoint`]).
     pub fn predicts_endpoint(&self) -> bool {
         matches!(self.objective, Objective::Cfm | Objective::Mmfm) && self.prediction == Prediction::Endpoint
+    }
+
+    /// For a JKO model whose steps start from the Gaussian baseline between marginals ([`Prediction::Endpoint`],
+    /// module `precond`), the number of marginals it steps through over trajectories of `k` intervals; None for a
+    /// raw JKOnet* potential (`Prediction::Velocity`) and for CFM and MMFM.
+    pub fn jko_baseline_knots(&self, k: usize) -> Option<usize> {
+        (self.objective == Objective::Jko && self.prediction == Prediction::Endpoint).then(|| self.knots(k).len())
     }
 
     /// The checkpoint indices of the marginals used: 0, the chosen intermediates, K (CFM: 0 and K).

@@ -10,7 +10,9 @@
 //! Versions: 1 is a weight-space model; 2 adds the latent record; 3 adds context conditioning (the
 //! `training.context` settings and the encoder's `context.*` tensors); 4 marks an MMFM network that outputs
 //! endpoints (before it, MMFM networks always output velocities, whatever `training.prediction` says, so a
-//! version below 4 reads as [`Prediction::Velocity`] for MMFM). Each model is written with the lowest version
+//! version below 4 reads as [`Prediction::Velocity`] for MMFM); 5 marks a JKO model whose steps start from the
+//! Gaussian baseline (`precond.knot_*` tensors; before it JKO models held a raw potential and read as
+//! [`Prediction::Velocity`]). Each model is written with the lowest version
 //! that holds it, so builds from before a feature still read models without it and refuse models with it by
 //! their version instead of misreading them.
 //!
@@ -36,7 +38,7 @@ use crate::space::{Layout, SourceKind};
 /// The manifest's `format` field.
 pub const META_FORMAT: &str = "weightflow.meta";
 /// The newest manifest version this build writes and reads (see the module documentation).
-pub const META_VERSION: u32 = 4;
+pub const META_VERSION: u32 = 5;
 /// The version of a weight-space model's manifest.
 const META_VERSION_WEIGHTS: u32 = 1;
 /// The version of a latent-space model's manifest without context conditioning.
@@ -45,10 +47,14 @@ const META_VERSION_LATENT: u32 = 2;
 const META_VERSION_CONTEXT: u32 = 3;
 /// The first version whose MMFM networks may output endpoints.
 const META_VERSION_MMFM_ENDPOINT: u32 = 4;
+/// The first version whose JKO models may step from the Gaussian baseline.
+const META_VERSION_JKO_BASELINE: u32 = 5;
 
 /// The lowest manifest version that holds a model trained with `training` (with or without a latent record).
 fn version_for(latent: bool, training: &MetaTrainConfig) -> u32 {
-    if training.objective == Objective::Mmfm && training.predicts_endpoint() {
+    if training.objective == Objective::Jko && training.prediction == Prediction::Endpoint {
+        META_VERSION_JKO_BASELINE
+    } else if training.objective == Objective::Mmfm && training.predicts_endpoint() {
         META_VERSION_MMFM_ENDPOINT
     } else if training.context.is_some() {
         META_VERSION_CONTEXT
@@ -324,8 +330,14 @@ impl MetaModel {
         let loose = read_checked_manifest(&json_path, META_FORMAT, META_VERSION)?;
         let mut m: MetaManifest =
             serde_json::from_value(loose).map_err(|source| Error::Json { path: json_path.clone(), source })?;
-        if m.version < META_VERSION_MMFM_ENDPOINT && m.training.objective == Objective::Mmfm {
-            // Written when MMFM networks always output velocities (the stored field held the CFM default).
+        let old = match m.training.objective {
+            Objective::Mmfm => META_VERSION_MMFM_ENDPOINT,
+            Objective::Jko => META_VERSION_JKO_BASELINE,
+            Objective::Cfm => 0,
+        };
+        if m.version < old {
+            // Written when MMFM networks always output velocities and JKO models held a raw potential (the
+            // stored field held the CFM default).
             m.training.prediction = Prediction::Velocity;
         }
         let want = version_for(m.latent.is_some(), &m.training);
@@ -338,10 +350,12 @@ impl MetaModel {
                     m.version,
                     if m.latent.is_some() { "with" } else { "without" },
                     if m.training.context.is_some() { "with" } else { "without" },
-                    match (m.training.objective, m.training.predicts_endpoint()) {
-                        (Objective::Mmfm, true) => " for an MMFM endpoint network",
-                        (Objective::Mmfm, false) => " for an MMFM velocity network",
-                        _ => "",
+                    match (m.training.objective, m.training.prediction) {
+                        (Objective::Mmfm, Prediction::Endpoint) => " for an MMFM endpoint network",
+                        (Objective::Mmfm, Prediction::Velocity) => " for an MMFM velocity network",
+                        (Objective::Jko, Prediction::Endpoint) => " for a JKO model with its Gaussian baseline",
+                        (Objective::Jko, Prediction::Velocity) => " for a raw JKO potential",
+                        (Objective::Cfm, _) => "",
                     }
                 ),
             });
@@ -363,7 +377,7 @@ impl MetaModel {
         m.training.validate(m.checkpoints)?;
         let dim = m.latent.as_ref().map_or(m.layout.dim(), |l| l.latent_dim);
         let context = m.training.context.as_ref().map(|c| (&m.layout, c));
-        let expected = super::net::expected_tensors(dim, &m.net, m.objective == Objective::Jko, context)?;
+        let expected = super::net::expected_tensors(dim, &m.training, m.checkpoints, context)?;
         let weights = read_checked_tensors(&dir.join(META_WEIGHTS), &m.weights_sha256, &expected, device)?;
         let info = ModelInfo {
             layout: m.layout,

@@ -13,7 +13,10 @@
 //!      a [`Coupling`]; target x_1 − x_0.
 //!    * MMFM: a natural cubic spline μ(t) ([`NaturalCubicSpline`]) through a coupled chain of marginals
 //!      (fresh source, `intermediates` checkpoint marginals, finals); x_t = μ(t) + σ ε, target μ'(t).
-//!    * JKO: ‖τ ∇V(x_{k+1}, t_{k+1}) + (x_{k+1} − x_k)‖² on consecutive chosen checkpoints of one run.
+//!    * JKO: on consecutive chosen checkpoints x_k, x_{k+1} of one run, ‖τ ∇F(x_k, t_{k+1}) + x_{k+1} − B_k(x_k)‖²,
+//!      where B_k is the per-coordinate Gaussian map between the two marginals (module `precond`) and a step is
+//!      B_k(x) − τ ∇F(x); or, for the raw potential (`Prediction::Velocity`), JKOnet*'s first-order condition
+//!      ‖τ ∇V(x_{k+1}, t_{k+1}) + (x_{k+1} − x_k)‖², stepped as x − τ ∇V(x).
 //! 5. [`train_meta`] with a [`MetaTrainConfig`] → [`MetaModel`].
 //! 6. [`MetaModel::generate`] / [`MetaModel::generate_path`]: fresh source samples carried to t = 1 by a
 //!    [`Sampler`] (Euler, Heun, RK4), unscaled to θ.

@@ -98,7 +98,12 @@ impl MetaModel {
             }
         };
         let field = match info.config.objective {
-            Objective::Jko => Field::Potential(PotentialNet::new(dim, &info.config.net, vb.clone())?),
+            Objective::Jko => Field::Potential(PotentialNet::new(
+                dim,
+                &info.config.net,
+                info.config.jko_baseline_knots(info.checkpoints),
+                vb.clone(),
+            )?),
             Objective::Cfm | Objective::Mmfm => Field::Velocity(VelocityNet::new(dim, &info.config.net, vb.clone())?),
         };
         let context = match &info.config.context {
@@ -406,10 +411,7 @@ impl MetaModel {
                     for j in 0..last {
                         // Explicit step with the potential of the step j → j+1, labelled by its arrival time
                         // t_{j+1} as in training (t_0 is never a training label).
-                        let tau = times[j + 1] - times[j];
-                        let tt = Tensor::full(times[j + 1] as f32, rows, &self.device).op("generation time")?;
-                        let g = net.grad_x_graph(&x, &tt, None)?;
-                        x = (&x - (g * tau).op("jko step")?).op("jko step")?;
+                        x = net.step(&x, j, times[j + 1], times[j + 1] - times[j])?;
                         store(j + 1, &x)?;
                     }
                 }

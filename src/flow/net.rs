@@ -13,7 +13,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use super::error::CandleContext;
-use super::precond::{Precond, PRECOND_PREFIX};
+use super::precond::{Precond, StepBaseline, PRECOND_PREFIX};
 use super::{Error, Result, ENDPOINT_MIN_GAP};
 use crate::rng::Rng;
 
@@ -278,19 +278,40 @@ fn gemm_operand(t: Tensor) -> candle_core::Result<Tensor> {
     }
 }
 
-/// The potential V_φ(x, t [, c]) ∈ R of JKO: its negative gradient in x is the drift.
+/// The potential V_φ(x, t [, c]) ∈ R of JKO: its negative gradient in x is the drift. With a baseline
+/// (module `precond`), the network's potential is the correction F to the Gaussian step between marginals.
 #[derive(Debug, Clone)]
 pub struct PotentialNet {
     trunk: Trunk,
     head: Linear,
+    baseline: Option<StepBaseline>,
 }
 
 impl PotentialNet {
-    /// Builds the network for weight dimension `dim` from `vb`.
-    pub fn new(dim: usize, cfg: &NetConfig, vb: VarBuilder) -> Result<Self> {
+    /// Builds the network for weight dimension `dim` from `vb`, with the baseline steps between `baseline_knots`
+    /// marginals when given.
+    pub fn new(dim: usize, cfg: &NetConfig, baseline_knots: Option<usize>, vb: VarBuilder) -> Result<Self> {
         let trunk = Trunk::new(dim, cfg, vb.clone())?;
         let head = linear(trunk.width(), 1, vb.pp("head")).op("build potential head")?;
-        Ok(Self { trunk, head })
+        let baseline = match baseline_knots {
+            Some(n) => Some(StepBaseline::new(n, dim, vb.pp(PRECOND_PREFIX.trim_end_matches('.')))?),
+            None => None,
+        };
+        Ok(Self { trunk, head, baseline })
+    }
+
+    /// Generation's explicit step j (marginal j at `x` `[B, D]` to marginal j + 1, a gap of `tau`, labelled by the
+    /// arrival time `t_next` as in training): B_j(x) − τ ∇F(x, t_{j+1}) with a baseline, x − τ ∇V(x, t_{j+1})
+    /// without.
+    pub(crate) fn step(&self, x: &Tensor, j: usize, t_next: f64, tau: f64) -> Result<Tensor> {
+        let rows = x.dim(0).op("batch size")?;
+        let tt = Tensor::full(t_next as f32, rows, x.device()).op("generation time")?;
+        let g = (self.grad_x_graph(x, &tt, None)? * tau).op("jko step")?;
+        let from = match &self.baseline {
+            Some(b) => b.step(x, j)?,
+            None => x.clone(),
+        };
+        (from - g).op("jko step")
     }
 
     /// V(x, t, c) `[B]`.
@@ -334,19 +355,21 @@ impl PotentialNet {
     }
 }
 
-/// A fresh zero-initialised `VarMap` with the tensors of the velocity (`potential = false`) or potential net:
-/// the names and shapes a weights file must hold.
+/// A fresh zero-initialised `VarMap` with the tensors of the network that `training` describes over trajectories
+/// of `checkpoints` intervals (a velocity net, or a JKO potential with or without its baseline): the names and
+/// shapes a weights file must hold.
 /// A context-conditioned model also holds its encoder's tensors (`context`: the base layout and settings).
 pub(crate) fn expected_tensors(
     dim: usize,
-    cfg: &NetConfig,
-    potential: bool,
+    training: &super::MetaTrainConfig,
+    checkpoints: usize,
     context: Option<(&crate::space::Layout, &super::ContextConfig)>,
 ) -> Result<Vec<(String, Vec<usize>)>> {
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
-    if potential {
-        PotentialNet::new(dim, cfg, vb.clone())?;
+    let cfg = &training.net;
+    if training.objective == super::Objective::Jko {
+        PotentialNet::new(dim, cfg, training.jko_baseline_knots(checkpoints), vb.clone())?;
     } else {
         VelocityNet::new(dim, cfg, vb.clone())?;
     }
@@ -368,7 +391,7 @@ mod tests {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let cfg = NetConfig { hidden: vec![8, 6], time_dim: 4, cond_dim: 0 };
-        let net = PotentialNet::new(3, &cfg, vb).unwrap();
+        let net = PotentialNet::new(3, &cfg, None, vb).unwrap();
         seeded_init(&varmap, &mut rng::rng(2)).unwrap();
         (varmap, net)
     }

@@ -8,13 +8,16 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::coupling::{gather, ot_pairing};
+use super::precond::StepStats;
 use super::space::FlowSource;
 use super::spline::NaturalCubicSpline;
 use super::{Coupling, Objective, Result};
 use crate::rng::Rng;
 
-/// One minibatch. Velocity objectives regress v(x, t) on `target`; JKO minimises
-/// ‖τ ∇V(x, t) + target‖² with x = x_{k+1}, t = t_{k+1}, target = x_{k+1} − x_k.
+/// One minibatch. Velocity objectives regress v(x, t) on `target`; JKO minimises ‖τ ∇V(x, t) + target‖² with
+/// t = t_{k+1} and, for a raw potential (JKOnet*'s first-order condition at the arrival point), x = x_{k+1},
+/// target = x_{k+1} − x_k; with the Gaussian baseline B_k (module `precond`), x = x_k, target = x_{k+1} − B_k(x_k),
+/// so that the explicit step B_k(x) − τ ∇F(x) that generation takes from x_k lands on x_{k+1}.
 #[derive(Debug, Clone)]
 pub(crate) struct Batch {
     pub x: Array2<f32>,
@@ -39,6 +42,8 @@ pub(crate) struct BatchSampler<'a> {
     pub knots: Vec<usize>,
     pub sigma: f32,
     pub batch: usize,
+    /// JKO with the Gaussian baseline: its statistics, one row per knot.
+    pub steps: Option<&'a StepStats>,
 }
 
 impl BatchSampler<'_> {
@@ -139,21 +144,32 @@ impl BatchSampler<'_> {
         let (b, d) = (self.batch, self.z.len_of(Axis(2)));
         let r = self.z.len_of(Axis(0));
         let pairs = self.knots.len() - 1;
-        let mut x = Array2::zeros((b, d));
-        let mut target = Array2::zeros((b, d));
-        let mut t = Vec::with_capacity(b);
-        let mut tau = Vec::with_capacity(b);
+        let (mut from, mut to) = (Array2::zeros((b, d)), Array2::zeros((b, d)));
+        let (mut t, mut tau, mut step) = (Vec::with_capacity(b), Vec::with_capacity(b), Vec::with_capacity(b));
         for i in 0..b {
             let run = rng.random_range(0..r);
             let j = rng.random_range(0..pairs);
             let (k0, k1) = (self.knots[j], self.knots[j + 1]);
-            let (a, z1) = (self.z.slice(s![run, k0, ..]), self.z.slice(s![run, k1, ..]));
-            x.row_mut(i).assign(&z1);
-            target.row_mut(i).assign(&(&z1 - &a));
+            from.row_mut(i).assign(&self.z.slice(s![run, k0, ..]));
+            to.row_mut(i).assign(&self.z.slice(s![run, k1, ..]));
             t.push(self.time(k1) as f32);
             tau.push((self.time(k1) - self.time(k0)) as f32);
+            step.push(j);
         }
-        Batch { x, t, target, tau: Some(tau), runs: None }
+        match self.steps {
+            Some(stats) => {
+                // Noisy departures teach the correction to steer generated states, which drift off the
+                // training runs, back towards the next marginal (docs/FLOW.md measures σ).
+                self.noise(rng, &mut from);
+                let (mut target, mut base) = (to, ndarray::Array1::zeros(d));
+                for ((x, mut row), &j) in from.rows().into_iter().zip(target.rows_mut()).zip(&step) {
+                    stats.step(x, j, base.view_mut());
+                    row -= &base;
+                }
+                Batch { x: from, t, target, tau: Some(tau), runs: None }
+            }
+            None => Batch { target: &to - &from, x: to, t, tau: Some(tau), runs: None },
+        }
     }
 }
 
@@ -183,6 +199,7 @@ mod tests {
             knots: vec![0, 3],
             sigma: 0.0,
             batch: 16,
+            steps: None,
         };
         let mut r = rng::rng(1);
         let b = bs.sample(&mut r).unwrap();
@@ -218,6 +235,7 @@ mod tests {
             knots: vec![0, 2, 3],
             sigma: 0.0,
             batch: 8,
+            steps: None,
         };
         let b = bs.sample(&mut rng::rng(2)).unwrap();
         assert_eq!(b.x.dim(), (8, 4));

@@ -23,10 +23,19 @@
 //!
 //! The statistics are stored with the network's weights (`precond.mu1`, `precond.var0`, `precond.var1`) and
 //! are never trained.
+//!
+//! JKO's steps get the same treatment ([`StepBaseline`]): step j from marginal j to marginal j + 1 is
+//! B_j(x) − τ_j ∇F(x, t_{j+1}), where B_j(x) = m_{j+1} + (s_{j+1}/s_j)(x − m_j) is the per-coordinate map
+//! between the two marginals' means m and standard deviations s (the optimal transport map between Gaussians
+//! with diagonal covariances). B_j is the gradient of a convex quadratic, so a step is still an explicit step
+//! of a potential, V = (½‖x‖² − Q_j(x))/τ_j + F with ∇Q_j = B_j; F = 0 already carries every marginal's mean
+//! and spread, and the network learns only the correction. Without it, the raw potential must learn the
+//! contraction from the wide Kaiming marginal onto the trained nets, and its explicit steps barely moved fresh
+//! samples (docs/FLOW.md). Statistics: `precond.knot_mean` and `precond.knot_sd`, `[knots, D]`.
 
 use candle_core::{Tensor, D};
 use candle_nn::VarBuilder;
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
 
 use super::error::CandleContext;
 use super::Result;
@@ -109,6 +118,63 @@ impl PrecondStats {
     }
 }
 
+/// JKO's baseline steps B_j between consecutive marginals (module documentation), on the device.
+#[derive(Debug, Clone)]
+pub(crate) struct StepBaseline {
+    mean: Tensor,
+    sd: Tensor,
+}
+
+impl StepBaseline {
+    /// Declares `knot_mean` and `knot_sd` (each `[knots, D]`) under `vb`.
+    pub(crate) fn new(knots: usize, dim: usize, vb: VarBuilder) -> Result<Self> {
+        let get = |name: &str| vb.get((knots, dim), name).op("build JKO baseline");
+        Ok(Self { mean: get("knot_mean")?, sd: get("knot_sd")? })
+    }
+
+    /// B_j(x) for x `[B, D]`: marginal j's coordinates carried to marginal j + 1's mean and spread.
+    pub(crate) fn step(&self, x: &Tensor, j: usize) -> Result<Tensor> {
+        let run = || -> candle_core::Result<Tensor> {
+            let row = |a: &Tensor, i: usize| a.narrow(0, i, 1);
+            let ratio = row(&self.sd, j + 1)?.div(&row(&self.sd, j)?)?;
+            x.broadcast_sub(&row(&self.mean, j)?)?.broadcast_mul(&ratio)?.broadcast_add(&row(&self.mean, j + 1)?)
+        };
+        run().op("JKO baseline step")
+    }
+}
+
+/// Host copies of JKO's baseline statistics, for training (the residual is formed outside the graph, as for
+/// [`PrecondStats`]).
+#[derive(Debug, Clone)]
+pub(crate) struct StepStats {
+    /// Per marginal, the per-coordinate mean `[knots, D]`.
+    pub mean: Array2<f32>,
+    /// Per marginal, the per-coordinate standard deviation `[knots, D]`, floored at √[`MIN_VAR`].
+    pub sd: Array2<f32>,
+}
+
+impl StepStats {
+    /// The statistics of `marginals`, each `[rows, D]` (the same D).
+    pub(crate) fn fit(marginals: &[ArrayView2<f32>]) -> Self {
+        let d = marginals.first().map_or(0, |m| m.ncols());
+        let mut mean = Array2::zeros((marginals.len(), d));
+        let mut sd = Array2::zeros((marginals.len(), d));
+        for (j, m) in marginals.iter().enumerate() {
+            mean.row_mut(j).assign(&m.mean_axis(Axis(0)).expect("at least one row"));
+            sd.row_mut(j).assign(&m.var_axis(Axis(0), 0.0).mapv(|v| v.max(MIN_VAR).sqrt()));
+        }
+        Self { mean, sd }
+    }
+
+    /// Writes B_j(x) into `out`.
+    pub(crate) fn step(&self, x: ArrayView1<f32>, j: usize, mut out: ArrayViewMut1<f32>) {
+        let (m0, m1, s0, s1) = (self.mean.row(j), self.mean.row(j + 1), self.sd.row(j), self.sd.row(j + 1));
+        Zip::from(&mut out).and(&x).and(&m0).and(&m1).and(&s0).and(&s1).for_each(|o, &x, &m0, &m1, &s0, &s1| {
+            *o = m1 + s1 / s0 * (x - m0);
+        });
+    }
+}
+
 /// `t` as a column `[B, 1]`, from a batch's times `[B]`.
 pub(crate) fn column(t: &Tensor) -> Result<Tensor> {
     t.unsqueeze(D::Minus1).op("time column")
@@ -184,6 +250,52 @@ mod tests {
                 let want = x1[i][j] as f64 - y;
                 let got = c_out[[i, j]] as f64 * f[[i, j]] as f64 + offset[[i, j]] as f64;
                 assert!((got - want).abs() < 1e-5, "row {i} col {j}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn step_baseline_carries_each_marginal_to_the_next_ones_moments_on_host_and_device() {
+        // Three marginals of 5 rows in D = 3 with different means and spreads.
+        let (n, d) = (5, 3);
+        let marginals: Vec<Array2<f32>> = (0..3)
+            .map(|j| {
+                Array2::from_shape_fn((n, d), |(i, c)| {
+                    (j as f32 - 1.0) * (c as f32 + 0.5) + ((i * d + c + 7 * j) as f32).sin() * (1.0 + j as f32)
+                })
+            })
+            .collect();
+        let views: Vec<_> = marginals.iter().map(|m| m.view()).collect();
+        let stats = StepStats::fit(&views);
+        let dev = Device::Cpu;
+        let up =
+            |a: &Array2<f32>| Tensor::from_slice(a.as_standard_layout().as_slice().unwrap(), a.dim(), &dev).unwrap();
+        let map: HashMap<String, Tensor> =
+            [("knot_mean".to_string(), up(&stats.mean)), ("knot_sd".to_string(), up(&stats.sd))].into_iter().collect();
+        let baseline = StepBaseline::new(3, d, VarBuilder::from_tensors(map, DType::F32, &dev)).unwrap();
+        for j in 0..2 {
+            let mut host = Array2::<f32>::zeros((n, d));
+            for (x, out) in marginals[j].rows().into_iter().zip(host.rows_mut()) {
+                stats.step(x, j, out);
+            }
+            let device: Vec<Vec<f32>> = baseline.step(&up(&marginals[j]), j).unwrap().to_vec2().unwrap();
+            for c in 0..d {
+                // f64 moments of the mapped rows against those of marginal j + 1.
+                let col = |a: &Array2<f32>| a.column(c).iter().map(|&v| v as f64).collect::<Vec<_>>();
+                let moments = |v: &[f64]| {
+                    let m = v.iter().sum::<f64>() / v.len() as f64;
+                    (m, (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt())
+                };
+                let (got, want) = (moments(&col(&host)), moments(&col(&marginals[j + 1])));
+                assert!((got.0 - want.0).abs() < 1e-5 && (got.1 - want.1).abs() < 1e-5, "{got:?} vs {want:?}");
+                for i in 0..n {
+                    assert!(
+                        (device[i][c] - host[[i, c]]).abs() < 1e-5,
+                        "device {} vs host {}",
+                        device[i][c],
+                        host[[i, c]]
+                    );
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
 use super::objective::{Batch, BatchSampler};
 use super::optim::AdamWEma;
-use super::precond::{PrecondStats, MIN_VAR, PRECOND_PREFIX};
+use super::precond::{PrecondStats, StepStats, MIN_VAR, PRECOND_PREFIX};
 use super::space::FlowSource;
 use super::{
     align_trajectories, autoencoder_inputs, data_digest, ContextEncoder, ContextTasks, Coupling, Error, LrSchedule,
@@ -243,7 +243,7 @@ fn fit<'a>(
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let net = match cfg.objective {
-        Objective::Jko => Net::Potential(PotentialNet::new(d, &cfg.net, vb.clone())?),
+        Objective::Jko => Net::Potential(PotentialNet::new(d, &cfg.net, cfg.jko_baseline_knots(k), vb.clone())?),
         Objective::Cfm | Objective::Mmfm => Net::Velocity(VelocityNet::new(d, &cfg.net, vb.clone())?),
     };
     let context = match (&cfg.context, tasks) {
@@ -256,6 +256,10 @@ fn fit<'a>(
         Net::Velocity(_) => Some(set_precond(&varmap, z, source, cfg, device)?),
         Net::Potential(_) => None,
     };
+    let steps = match cfg.jko_baseline_knots(k) {
+        Some(_) => Some(set_step_stats(&varmap, z, source, cfg, device)?),
+        None => None,
+    };
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
     // The preconditioner's statistics are data, not parameters: neither trained nor averaged.
@@ -264,13 +268,14 @@ fn fit<'a>(
     let mut opt = AdamWEma::new(trained, params, cfg.ema_decay)?;
 
     let sampler = BatchSampler {
-        z,
+        z: z.view(),
         source,
         objective: cfg.objective,
         coupling: cfg.coupling,
         knots: cfg.knots(k),
         sigma: cfg.sigma,
         batch: cfg.batch_size,
+        steps: steps.as_ref(),
     };
     let mut brng = rng::stream(cfg.seed, STREAM_BATCH);
     let mut recent = Vec::with_capacity(FINAL_LOSS_WINDOW);
@@ -338,12 +343,39 @@ fn set_precond(
     let src = source.sample(4096, &mut rng::stream(cfg.seed, STREAM_PRECOND));
     let stats = PrecondStats { mu1: mean(finals).to_vec(), var0: var(src.view()).to_vec(), var1: var(finals).to_vec() };
     for (name, values) in [("mu1", &stats.mu1), ("var0", &stats.var0), ("var1", &stats.var1)] {
-        let t = Tensor::from_slice(values, values.len(), device).op("upload preconditioner")?;
-        let data = varmap.data().lock().expect("var map lock poisoned");
-        let var = data.get(&format!("{PRECOND_PREFIX}{name}")).expect("VelocityNet declares its preconditioner");
-        var.set(&t).op("set preconditioner")?;
+        set_statistic(varmap, name, Tensor::from_slice(values, values.len(), device))?;
     }
     Ok(stats)
+}
+
+/// Sets JKO's baseline statistics (module `precond`): the per-coordinate mean and standard deviation of each
+/// chosen marginal of the scaled checkpoints, marginal 0 estimated from 4,096 seeded source samples (where
+/// generation starts). Returns them for the minibatches.
+fn set_step_stats(
+    varmap: &VarMap,
+    z: ArrayView3<f32>,
+    source: &FlowSource,
+    cfg: &MetaTrainConfig,
+    device: &Device,
+) -> Result<StepStats> {
+    let src = source.sample(4096, &mut rng::stream(cfg.seed, STREAM_PRECOND));
+    let knots = cfg.knots(z.dim().1 - 1);
+    let mut marginals = vec![src.view()];
+    marginals.extend(knots[1..].iter().map(|&k| z.index_axis(Axis(1), k)));
+    let stats = StepStats::fit(&marginals);
+    for (name, a) in [("knot_mean", &stats.mean), ("knot_sd", &stats.sd)] {
+        let a = a.as_standard_layout();
+        set_statistic(varmap, name, Tensor::from_slice(a.as_slice().expect("standard layout"), a.dim(), device))?;
+    }
+    Ok(stats)
+}
+
+/// Writes `value` into the untrained statistic `PRECOND_PREFIX + name` that the network declared.
+fn set_statistic(varmap: &VarMap, name: &str, value: candle_core::Result<Tensor>) -> Result<()> {
+    let t = value.op("upload preconditioner")?;
+    let data = varmap.data().lock().expect("var map lock poisoned");
+    let var = data.get(&format!("{PRECOND_PREFIX}{name}")).expect("the network declares its preconditioner");
+    var.set(&t).op("set preconditioner")
 }
 
 /// The VarMap's variables sorted by name (its HashMap order must not reach the optimiser or the file).

@@ -28,7 +28,9 @@ pub struct Args {
     /// Objective: cfm, mmfm or jko.
     #[arg(long, value_parser = kebab::<Objective>, default_value = "cfm")]
     pub objective: Objective,
-    /// What a CFM or MMFM network outputs: endpoint (x̂_1; default) or velocity.
+    /// What a CFM or MMFM network outputs: endpoint (x̂_1; default) or velocity. For JKO, endpoint (default)
+    /// steps from the Gaussian map between consecutive marginals plus the potential's correction; velocity is
+    /// the raw JKOnet* potential.
     #[arg(long, value_parser = kebab::<Prediction>)]
     pub prediction: Option<Prediction>,
     /// Intermediate marginals used by MMFM and JKO (k of MMFM_k / JKO(k+1)).
