@@ -5,10 +5,10 @@
 //!
 //! ```sh
 //! cargo run --release -- quickstart
-//! cargo run --release -- export --meta runs/quickstart/cfm --trajectories runs/quickstart/trajectories \
+//! cargo run --release -- export --meta runs/quickstart/meta --trajectories runs/quickstart/trajectories \
 //!     --out runs/quickstart/detector.wfb
 //! ORT_DYLIB_PATH=$(./scripts/setup-ort.sh) cargo run --release --example runtime_timing -- \
-//!     runs/quickstart/detector.wfb runs/quickstart/cfm 1000 5
+//!     runs/quickstart/detector.wfb runs/quickstart/meta 1000 5
 //! ```
 
 use std::path::PathBuf;
