@@ -106,6 +106,16 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     let st = std::fs::read(&gen)?;
     let st = safetensors::SafeTensors::deserialize(&st)?;
     assert_eq!(st.tensor("thetas")?.shape(), [5, 9 * 8 + 8 + 8 * 2 + 2]);
+    // A JKO model takes its own steps between its marginals; the file says so instead of echoing --steps.
+    let jko = dir.path().join("jko");
+    ok(
+        &[&["train-meta", "--objective", "jko", "--intermediates", "2"][..], &flow, &["--trajectories"]].concat(),
+        &[&traj, std::path::Path::new("--out"), &jko],
+    )?;
+    ok(&["generate", "-n", "5", "--steps", "6", "--out"], &[&gen, std::path::Path::new("--meta"), &jko])?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&std::fs::read(&gen)?)?;
+    let meta_of = |k: &str| header.metadata().as_ref().and_then(|m| m.get(k).cloned());
+    assert_eq!((meta_of("sampler"), meta_of("steps")), (Some("jko".into()), Some("3".into())));
 
     let stdout = ok(
         &["eval-gen", "-n", "6", "--best-of-k", "2", "--steps", "6", "--init-n", "4", "--json", "--meta"],

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use weightflow::eval::EvalData;
-use weightflow::flow::{MetaModel, Sampler};
+use weightflow::flow::{MetaModel, Objective, Sampler};
 use weightflow::train::{device, DeviceKind, TrajectorySet};
 
 use crate::args::kebab;
@@ -86,13 +86,17 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => model.generate(args.n, args.sampler, args.steps, args.seed)?,
     };
     let seconds = started.elapsed().as_secs_f64();
-    let sampler = serde_json::to_value(args.sampler)?;
-    let sampler = sampler.as_str().unwrap_or("?");
+    // A JKO model takes its own explicit steps between its marginals and ignores --sampler and --steps: record
+    // what ran, not what was asked.
+    let (sampler, steps) = match model.config().objective {
+        Objective::Jko => ("jko".to_string(), model.marginal_times().len() - 1),
+        _ => (serde_json::to_value(args.sampler)?.as_str().unwrap_or("?").to_string(), args.steps),
+    };
     let metadata: HashMap<String, String> = [
         ("layout", model.layout().arch()),
         ("activation", model.activation().unwrap_or("relu").to_string()),
-        ("sampler", sampler.to_string()),
-        ("steps", args.steps.to_string()),
+        ("sampler", sampler.clone()),
+        ("steps", steps.to_string()),
         ("seed", args.seed.to_string()),
         ("context", args.context_from.as_ref().map_or("none".into(), |p| p.display().to_string())),
         ("guidance", args.guidance.to_string()),
@@ -113,7 +117,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         args.n,
         model.layout(),
         seconds,
-        args.steps,
+        steps,
         sampler,
         args.out.display()
     ));
