@@ -214,11 +214,16 @@ impl MetaTrainConfig {
         matches!(self.objective, Objective::Cfm | Objective::Mmfm) && self.prediction == Prediction::Endpoint
     }
 
-    /// For a JKO model whose steps start from the Gaussian baseline between marginals ([`Prediction::Endpoint`],
-    /// module `precond`), the number of marginals it steps through over trajectories of `k` intervals; None for a
-    /// raw JKOnet* potential (`Prediction::Velocity`) and for CFM and MMFM.
+    /// True for a JKO model whose steps start from the Gaussian baseline between marginals
+    /// ([`Prediction::Endpoint`], module `precond`); false for a raw JKOnet* potential and for CFM and MMFM.
+    pub fn jko_baseline(&self) -> bool {
+        self.objective == Objective::Jko && self.prediction == Prediction::Endpoint
+    }
+
+    /// For a [`Self::jko_baseline`] model, the number of marginals it steps through over trajectories of `k`
+    /// intervals (the rows of its baseline statistics); None otherwise.
     pub fn jko_baseline_knots(&self, k: usize) -> Option<usize> {
-        (self.objective == Objective::Jko && self.prediction == Prediction::Endpoint).then(|| self.knots(k).len())
+        self.jko_baseline().then(|| self.knots(k).len())
     }
 
     /// The checkpoint indices of the marginals used: 0, the chosen intermediates, K (CFM: 0 and K).

@@ -52,7 +52,7 @@ const META_VERSION_JKO_BASELINE: u32 = 5;
 
 /// The lowest manifest version that holds a model trained with `training` (with or without a latent record).
 fn version_for(latent: bool, training: &MetaTrainConfig) -> u32 {
-    if training.objective == Objective::Jko && training.prediction == Prediction::Endpoint {
+    if training.jko_baseline() {
         META_VERSION_JKO_BASELINE
     } else if training.objective == Objective::Mmfm && training.predicts_endpoint() {
         META_VERSION_MMFM_ENDPOINT

@@ -256,9 +256,9 @@ fn fit<'a>(
         Net::Velocity(_) => Some(set_precond(&varmap, z, source, cfg, device)?),
         Net::Potential(_) => None,
     };
-    let steps = match cfg.jko_baseline_knots(k) {
-        Some(_) => Some(set_step_stats(&varmap, z, source, cfg, device)?),
-        None => None,
+    let steps = match cfg.jko_baseline() {
+        true => Some(set_step_stats(&varmap, z, source, cfg, device)?),
+        false => None,
     };
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };

@@ -11,10 +11,9 @@ use std::path::PathBuf;
 
 use weightflow::data::{sample_window, DatasetSpec};
 use weightflow::detect::EnsembleConfig;
+use weightflow::flow::{Coupling, Objective};
 use weightflow::rng;
 use weightflow::runtime::{Detector, OpenOptions};
-
-use weightflow::flow::{Coupling, Objective};
 
 use crate::{eval_gen, export, output, train_base, train_meta};
 
