@@ -322,15 +322,47 @@ fn tune_task_reward_towards_rotated_digits_and_refuses_bad_shifts() -> Result<()
     Ok(())
 }
 
+/// MMD's statistic ignores f, so its figures tell whose windows each f saw: with `--shared-windows` every f
+/// repeats the first f's TPR, FPR and AUROC exactly; by default each f draws its own windows. (A mild shift,
+/// so that AUROC does not saturate at 1 as it does on UCI heart's own pool.)
+#[test]
+fn eval_shift_draws_each_f_its_own_windows_unless_told_to_share() -> Result<(), Box<dyn std::error::Error>> {
+    // The (TPR, FPR, AUROC) triple of each f, after checking the report names its kind of windows.
+    let per_f = |extra: &[&str], kind: &str| -> Result<Vec<Vec<f64>>, Box<dyn std::error::Error>> {
+        let output = weightflow()
+            .args(["eval-shift", "--dataset", "digits", "--shift", "corners:2", "--methods", "mmd", "--sizes", "10"])
+            .args(["--runs", "20", "--base-models", "2", "--threads", "1", "--json"])
+            .args(extra)
+            .output()?;
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+        assert_eq!(v["settings"]["windows"], kind);
+        let row = &v["results"][0];
+        assert!(row["fpr_sd_f"].as_f64().is_some_and(|x| x >= 0.0), "{row}");
+        let column = |key: &str| row[key].as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>());
+        let (tpr, fpr, auroc) = (column("tpr_per_f"), column("fpr_per_f"), column("auroc_per_f"));
+        let (Some(tpr), Some(fpr), Some(auroc)) = (tpr, fpr, auroc) else { return Err(format!("{row}").into()) };
+        assert!(tpr.len() == 2 && fpr.len() == 2 && auroc.len() == 2, "{row}");
+        Ok((0..2).map(|k| vec![tpr[k], fpr[k], auroc[k]]).collect())
+    };
+    let shared = per_f(&["--shared-windows"], "shared")?;
+    assert_eq!(shared[0], shared[1], "shared windows: both f's see the same MMD tests");
+    let own = per_f(&[], "per-f")?;
+    assert_ne!(own[0], own[1], "each f draws its own windows");
+    Ok(())
+}
+
 #[test]
 fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::error::Error>> {
     let output = weightflow()
         .args(["eval-shift", "--dataset", "uci-heart", "--methods", "f-entropy,bbsd", "--sizes", "10,20"])
         .args(["--runs", "20", "--base-models", "2", "--threads", "1", "--json", "--step-rule", "absolute"])
+        .args(["--calibration-runs", "30"])
         .output()?;
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let v: serde_json::Value = serde_json::from_slice(&output.stdout)?;
     assert_eq!(v["schema"], "eval-shift/2");
+    assert_eq!((v["settings"]["runs"].as_u64(), v["settings"]["calibration_runs"].as_u64()), (Some(20), Some(30)));
     // --step-rule without --lr takes the rule's own step size (absolute: 2.0, not the default rule's 0.15).
     let refined = &v["settings"]["meta_detectron"];
     assert_eq!((refined["step_rule"].as_str(), refined["lr"].as_f64()), (Some("absolute"), Some(2.0)), "{refined}");
@@ -358,6 +390,11 @@ fn eval_shift_json_follows_the_output_contract() -> Result<(), Box<dyn std::erro
         .output()?;
     assert_eq!(zero.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&zero.stderr).contains("iterations"), "{}", String::from_utf8_lossy(&zero.stderr));
+    let no_calibration = weightflow()
+        .args(["eval-shift", "--dataset", "uci-heart", "--methods", "f-entropy", "--calibration-runs", "0"])
+        .output()?;
+    assert_eq!(no_calibration.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_calibration.stderr).contains("--calibration-runs must be at least 1"));
     let unknown = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--methods", "tilted"]).output()?;
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("meta-detectron"));
     let rule = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--step-rule", "adam"]).output()?;

@@ -310,6 +310,24 @@ fn bad_inputs_are_errors() {
     assert!(matches!(det.window_statistics(Array2::zeros((4, 3)).view(), 0), Err(DetectError::Width { .. })));
 }
 
+/// calibrate spreads its windows over threads; window w must come out the same whatever the split, in order,
+/// so a bundle's tables depend on the seed alone (7 windows split at 4 on two cores, 20 at 10).
+#[test]
+fn calibration_windows_do_not_depend_on_how_many_are_drawn() -> TestResult {
+    let det = detector(EnsembleConfig { ensemble_size: 4, floor: 0.7, ..EnsembleConfig::default() });
+    let null = gaussian(100, [0.0, 0.0], 1.0, &mut rng(6));
+    let few = det.calibrate(null.view(), &[10, 12], 7, 3)?;
+    let many = det.calibrate(null.view(), &[10, 12], 20, 3)?;
+    for (f, m) in few.iter().zip(&many) {
+        assert_eq!((f.window_size, f.null_entropy.len()), (m.window_size, 7));
+        assert_eq!(f.null_entropy[..], m.null_entropy[..7]);
+        assert_eq!(f.null_disagreement[..], m.null_disagreement[..7]);
+        // Distinct windows, not one window repeated.
+        assert!(m.null_entropy.windows(2).any(|p| p[0] != p[1]), "{:?}", m.null_entropy);
+    }
+    Ok(())
+}
+
 #[test]
 fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestResult {
     fn shareable<T: Send + Sync>() {}

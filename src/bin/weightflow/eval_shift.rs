@@ -4,7 +4,11 @@
 //! K deployed classifiers f are trained natively on P (seeds fixed). For each f, method and window size N:
 //! `--runs` null windows from P* calibrate the test, `--runs` *fresh* null windows (other draws from P*)
 //! measure the false-positive rate, and `--runs` windows from the shifted pool measure the power. All methods
-//! and all f's see the same windows. A window is flagged when its calibrated p-value (1 + k)/(1 + B) ≤ α.
+//! see the same windows. Each f draws its own windows, so the mean over the K f's averages K independent
+//! calibrations: with one shared set (`--shared-windows`, how docs/DETECT.md's older figures were measured), one
+//! unlucky draw of B null windows moves every f's threshold together, and the mean FPR then varies by the
+//! calibration's own ≈ √(α(1 − α)/B) whatever K is. A window is flagged when its calibrated p-value
+//! (1 + k)/(1 + B) ≤ α.
 //!
 //! Shift scenarios: the data set's own shifted pool (UCI heart's other hospitals, `--shifted` of a CSV), or
 //! one per `--shift` (METHOD.md §4): a shifted window is a window drawn from P* *corrupted* by
@@ -13,10 +17,11 @@
 //! scenarios, so FPR is repeated in each scenario's block.
 //!
 //! JSON (schema `eval-shift/2`): `{"results": [{"shift", "method", "n", "tpr", "tpr_se", "tpr_sd_f", "auroc",
-//! "fpr_fresh", "fpr_se", "ms_median", "ms_p90", "tpr_per_f"}], "settings": {…}}`. `tpr`, `auroc` and
+//! "fpr_fresh", "fpr_se", "fpr_sd_f", "ms_median", "ms_p90", "tpr_per_f", "fpr_per_f", "auroc_per_f"}], "settings": {…}}`. `tpr`, `auroc` and
 //! `fpr_fresh` are means over the K f's; `tpr_sd_f` is the standard deviation of TPR across the f's;
 //! `tpr_se` = √(Σ_k tpr_k(1 − tpr_k)/runs)/K, the binomial standard error of the mean over the windows
-//! (`fpr_se` likewise); AUROC separates the calibration null windows from the shifted ones; times are wall
+//! (`fpr_se` likewise; `fpr_sd_f` is FPR's spread across the f's, which with per-f windows includes each
+//! f's calibration draw); AUROC separates the calibration null windows from the shifted ones; times are wall
 //! milliseconds per window (one statistic on one thread), median and 90th percentile over all windows;
 //! `step_lr_per_f` (methods that refine members) each f's step size after any back-off.
 
@@ -78,6 +83,10 @@ pub struct Args {
     /// Windows of each kind (calibration null, fresh null, shifted) per size and f.
     #[arg(long, default_value_t = 100)]
     pub runs: usize,
+    /// Calibration null windows B per size and f, if not --runs (each f's realised false-positive rate varies
+    /// around α by about √(α(1 − α)/B)).
+    #[arg(long)]
+    pub calibration_runs: Option<usize>,
     /// Decision level α.
     #[arg(long, default_value_t = 0.05)]
     pub alpha: f64,
@@ -144,6 +153,9 @@ pub struct Args {
     /// Master seed (f's training, windows, pool).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Every f sees the same windows (once the only way: reproduces docs/DETECT.md's older figures).
+    #[arg(long)]
+    pub shared_windows: bool,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -286,9 +298,12 @@ struct Row {
     auroc: f64,
     fpr_fresh: f64,
     fpr_se: f64,
+    fpr_sd_f: f64,
     ms_median: f64,
     ms_p90: f64,
     tpr_per_f: Vec<f64>,
+    fpr_per_f: Vec<f64>,
+    auroc_per_f: Vec<f64>,
     /// Each f's refinement step size after any back-off (methods that take steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     step_lr_per_f: Option<Vec<f32>>,
@@ -301,6 +316,18 @@ struct Cell {
     auroc: f64,
     ms: Vec<f64>,
     step_lr: Option<f32>,
+}
+
+/// The stream key of f #k's window seed (above every window key: kinds are below 2^8).
+const PER_F: u64 = 1 << 56;
+
+/// The seed of f #`k`'s windows: the master seed itself when the windows are shared.
+fn window_seed(args: &Args, k: usize) -> u64 {
+    if args.shared_windows {
+        args.seed
+    } else {
+        stream(args.seed, PER_F | k as u64).random()
+    }
 }
 
 /// Window kinds, part of each window's seed so the three sets never coincide.
@@ -325,6 +352,10 @@ fn window_key(kind: u64, n: usize, w: usize) -> u64 {
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.runs == 0 || args.base_models == 0 || args.sizes.is_empty() || args.methods.is_empty() {
         return Err("--runs, --base-models, --sizes and --methods must be non-empty".into());
+    }
+    let calibration_runs = args.calibration_runs.unwrap_or(args.runs);
+    if calibration_runs == 0 {
+        return Err("--calibration-runs must be at least 1".into());
     }
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global()?;
@@ -426,7 +457,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             jobs.extend(args.sizes.iter().map(|&n| (k, m, n)));
         }
     }
-    let windows_per_job = (2 + pools.scenarios.len()) * args.runs;
+    let windows_per_job = calibration_runs + (1 + pools.scenarios.len()) * args.runs;
     let bar = output::progress((jobs.len() * windows_per_job) as u64, "windows", false);
     let done = AtomicUsize::new(0);
     // One Vec of cells per job, one cell per scenario.
@@ -447,8 +478,8 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             };
             let test = method.build(&inputs).map_err(|e| format!("{method}, f #{k}: {e}"))?;
             // Times each statistic (not the drawing or corruption of its window).
-            let stats = |ms: &mut Vec<f64>, draw: &dyn Fn(usize) -> Result<Array2<f32>, String>| {
-                (0..args.runs)
+            let stats = |ms: &mut Vec<f64>, count: usize, draw: &dyn Fn(usize) -> Result<Array2<f32>, String>| {
+                (0..count)
                     .map(|w| {
                         let q = draw(w)?;
                         let started = Instant::now();
@@ -460,20 +491,22 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     .collect::<Result<Vec<f64>, String>>()
             };
             let iid = &pools.iid;
+            let seed = window_seed(&args, k);
             let null_window =
-                |kind: u64| move |w: usize| Ok(iid.x.select(Axis(0), &window(args.seed, kind, n, w, iid.len())));
-            let mut null_ms = Vec::with_capacity(2 * args.runs);
-            let null = stats(&mut null_ms, &null_window(CALIBRATION))?;
-            let fresh = stats(&mut null_ms, &null_window(FRESH))?;
+                |kind: u64| move |w: usize| Ok(iid.x.select(Axis(0), &window(seed, kind, n, w, iid.len())));
+            let mut null_ms = Vec::with_capacity(calibration_runs + args.runs);
+            let null = stats(&mut null_ms, calibration_runs, &null_window(CALIBRATION))?;
+            let fresh = stats(&mut null_ms, args.runs, &null_window(FRESH))?;
             let rate =
                 |s: &[f64]| s.iter().filter(|&&v| p_value(&null, v) <= args.alpha).count() as f64 / s.len() as f64;
-            let labels: Vec<usize> = (0..2 * args.runs).map(|i| usize::from(i >= args.runs)).collect();
+            let labels: Vec<usize> =
+                (0..calibration_runs + args.runs).map(|i| usize::from(i >= calibration_runs)).collect();
             pools
                 .scenarios
                 .iter()
                 .map(|scenario| {
                     let mut ms = null_ms.clone();
-                    let shifted = stats(&mut ms, &|w| scenario.window(args.seed, n, w))?;
+                    let shifted = stats(&mut ms, args.runs, &|w| scenario.window(seed, n, w))?;
                     let scores: Vec<f32> = null.iter().chain(&shifted).map(|&v| v as f32).collect();
                     let auroc = auroc(&scores, &labels).map_err(|e| e.to_string())?.unwrap_or(f64::NAN);
                     Ok(Cell { tpr: rate(&shifted), fpr: rate(&fresh), auroc, ms, step_lr: test.step_lr() })
@@ -491,8 +524,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         rows.extend(block);
     }
     if args.json {
-        let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs, "alpha": args.alpha,
-            "base_models": args.base_models, "seed": args.seed, "arch": pools.layout.arch(),
+        let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs, "calibration_runs": calibration_runs, "alpha": args.alpha,
+            "base_models": args.base_models, "seed": args.seed,
+            "windows": if args.shared_windows { "shared" } else { "per-f" }, "arch": pools.layout.arch(),
             "pool": args.pool, "meta": args.meta, "meta_detectron": refined, "untilted": untilted, "meta_detectron_adjoint": adjoint,
             "detectron": DetectronConfig::default(),
             "pools": {"train": pools.train.len(), "iid": pools.iid.len(),
@@ -515,7 +549,9 @@ fn summarise(args: &Args, shift: &str, jobs: &[(usize, Method, usize)], cells: &
             let binom = |f: &dyn Fn(&Cell) -> f64| {
                 (mine.iter().map(|c| f(c) * (1.0 - f(c)) / args.runs as f64).sum::<f64>()).sqrt() / k
             };
-            let sd = (mine.iter().map(|c| (c.tpr - tpr).powi(2)).sum::<f64>() / (k - 1.0).max(1.0)).sqrt();
+            let sd = |f: &dyn Fn(&Cell) -> f64, m: f64| {
+                (mine.iter().map(|c| (f(c) - m).powi(2)).sum::<f64>() / (k - 1.0).max(1.0)).sqrt()
+            };
             let mut ms: Vec<f64> = mine.iter().flat_map(|c| c.ms.iter().copied()).collect();
             ms.sort_unstable_by(f64::total_cmp);
             let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
@@ -525,13 +561,16 @@ fn summarise(args: &Args, shift: &str, jobs: &[(usize, Method, usize)], cells: &
                 n,
                 tpr,
                 tpr_se: binom(&|c| c.tpr),
-                tpr_sd_f: sd,
+                tpr_sd_f: sd(&|c| c.tpr, tpr),
                 auroc: mean(&|c| c.auroc),
                 fpr_fresh: fpr,
                 fpr_se: binom(&|c| c.fpr),
+                fpr_sd_f: sd(&|c| c.fpr, fpr),
                 ms_median: q(0.5),
                 ms_p90: q(0.9),
                 tpr_per_f: mine.iter().map(|c| c.tpr).collect(),
+                fpr_per_f: mine.iter().map(|c| c.fpr).collect(),
+                auroc_per_f: mine.iter().map(|c| c.auroc).collect(),
                 step_lr_per_f: mine.iter().map(|c| c.step_lr).collect(),
             });
         }

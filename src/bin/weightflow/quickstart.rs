@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         trajectories,
         f_run: 0,
         calibrate_sizes: "10,20,50".into(),
-        null_windows: 100,
+        null_windows: 1000,
         steps: 50,
         sampler: Default::default(),
         pool: 256,
