@@ -5,7 +5,8 @@
 
 One row per shift, method and window size N: the mean TPR over the seeds with its range, the mean AUROC, the
 fresh null windows' FPR per seed, how many seeds' FPR exceeds the protocol's bound α + 2 s.e. (`fpr_se`, the
-binomial s.e. of each report), and the mean FPR over all reports with its s.e. √(Σ fpr_se²)/reports. docs/DETECT.md ("Per-f windows") was written with it. Standard library only.
+binomial s.e. of each report), and the mean FPR over all reports with its s.e. √(Σ fpr_se²)/reports.
+docs/DETECT.md ("Per-f windows") was written with it. Standard library only.
 """
 
 import json

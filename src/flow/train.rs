@@ -256,10 +256,7 @@ fn fit<'a>(
         Net::Velocity(_) => Some(set_precond(&varmap, z, source, cfg, device)?),
         Net::Potential(_) => None,
     };
-    let steps = match cfg.jko_baseline() {
-        true => Some(set_step_stats(&varmap, z, source, cfg, device)?),
-        false => None,
-    };
+    let steps = if cfg.jko_baseline() { Some(set_step_stats(&varmap, z, source, cfg, device)?) } else { None };
     let vars = sorted_vars(&varmap);
     let params = ParamsAdamW { lr: cfg.lr, weight_decay: cfg.weight_decay, ..ParamsAdamW::default() };
     // The preconditioner's statistics are data, not parameters: neither trained nor averaged.

@@ -17,10 +17,10 @@
 //! scenarios, so FPR is repeated in each scenario's block.
 //!
 //! JSON (schema `eval-shift/2`): `{"results": [{"shift", "method", "n", "tpr", "tpr_se", "tpr_sd_f", "auroc",
-//! "fpr_fresh", "fpr_se", "fpr_sd_f", "ms_median", "ms_p90", "tpr_per_f", "fpr_per_f", "auroc_per_f"}], "settings": {…}}`. `tpr`, `auroc` and
-//! `fpr_fresh` are means over the K f's; `tpr_sd_f` is the standard deviation of TPR across the f's;
-//! `tpr_se` = √(Σ_k tpr_k(1 − tpr_k)/runs)/K, the binomial standard error of the mean over the windows
-//! (`fpr_se` likewise; `fpr_sd_f` is FPR's spread across the f's, which with per-f windows includes each
+//! "fpr_fresh", "fpr_se", "fpr_sd_f", "ms_median", "ms_p90", "tpr_per_f", "fpr_per_f", "auroc_per_f"}],
+//! "settings": {…}}`. `tpr`, `auroc` and `fpr_fresh` are means over the K f's; `tpr_sd_f` is the standard
+//! deviation of TPR across the f's; `tpr_se` = √(Σ_k tpr_k(1 − tpr_k)/runs)/K, the binomial standard error of
+//! the mean over the windows (`fpr_se` likewise; `fpr_sd_f` is FPR's spread across the f's, which with per-f windows includes each
 //! f's calibration draw); AUROC separates the calibration null windows from the shifted ones; times are wall
 //! milliseconds per window (one statistic on one thread), median and 90th percentile over all windows;
 //! `step_lr_per_f` (methods that refine members) each f's step size after any back-off.
@@ -524,9 +524,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         rows.extend(block);
     }
     if args.json {
-        let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs, "calibration_runs": calibration_runs, "alpha": args.alpha,
-            "base_models": args.base_models, "seed": args.seed,
-            "windows": if args.shared_windows { "shared" } else { "per-f" }, "arch": pools.layout.arch(),
+        let settings = json!({"dataset": args.dataset, "sizes": args.sizes, "runs": args.runs,
+            "calibration_runs": calibration_runs, "alpha": args.alpha, "base_models": args.base_models,
+            "seed": args.seed, "windows": if args.shared_windows { "shared" } else { "per-f" },
+            "arch": pools.layout.arch(),
             "pool": args.pool, "meta": args.meta, "meta_detectron": refined, "untilted": untilted, "meta_detectron_adjoint": adjoint,
             "detectron": DetectronConfig::default(),
             "pools": {"train": pools.train.len(), "iid": pools.iid.len(),
