@@ -202,6 +202,31 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     assert_eq!((v["rows"].as_u64(), v["is_shift"].as_bool()), (Some(5), Some(score.is_shift)));
     assert_eq!(v["p_value"].as_f64(), Some(score.p_value));
     assert_eq!(v["ensemble_size"].as_u64(), Some(8));
+    // Given the meta-model and its trajectories instead (the issue's `--bundle-or-meta`), detect builds the
+    // same detector in memory, calibrated for the window's size alone: export's settings give export's verdict
+    // and threshold to the bit, since each null window is seeded by its size and index.
+    let build = &export[3..export.len() - 2];
+    let stdout = ok(
+        &[&detect[..1], build, &detect[1..]].concat(),
+        &[lib.as_path(), p("--bundle-or-meta"), &meta, p("--trajectories"), &traj, p("--window"), &csv],
+    )?;
+    let m: serde_json::Value = serde_json::from_slice(&stdout)?;
+    assert_eq!((m["meta"].as_bool(), m["schema"].as_str()), (Some(true), Some("detect/1")));
+    for key in ["p_value", "statistic", "threshold", "is_shift", "ensemble_size", "disagreement"] {
+        assert_eq!(m[key], v[key], "{key}");
+    }
+    // A meta-model without its trajectories, and a bundle with them: exit 1 with a message that says why.
+    for (path, traj, needle) in [(&meta, None, "needs --trajectories"), (&bundle, Some(&traj), "is a bundle")] {
+        let mut cmd = weightflow();
+        cmd.args(["detect", "--onnxruntime"]).arg(&lib).arg("--bundle-or-meta").arg(path).arg("--window").arg(&csv);
+        if let Some(t) = traj {
+            cmd.arg("--trajectories").arg(t);
+        }
+        let out = cmd.output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle) && !stderr.contains("panicked"), "{stderr}");
+    }
     // A window of an uncalibrated size, and a malformed one: exit 1 with a message that says why.
     let short = dir.path().join("short.csv");
     std::fs::write(&short, "1,2,3,4,5,6,7,8,9\n")?;

@@ -264,6 +264,25 @@ fn a_stored_pool_does_not_hide_a_foreign_onnx_section() -> TestResult {
 }
 
 #[test]
+fn a_bundle_in_memory_opens_as_its_file_does_and_is_checked_the_same() -> TestResult {
+    let Some(lib) = ort_support::library_or_skip("a_bundle_in_memory_opens_as_its_file_does") else { return Ok(()) };
+    let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;
+    let bundle = bundle_of(&model, Sampler::Euler, 8)?;
+    let (_dir, from_file) = open(&bundle, lib.clone())?;
+    let options = OpenOptions { onnxruntime: Some(lib), threads: 1, ..OpenOptions::default() };
+    let in_memory = Detector::from_bundle(bundle.clone(), &options)?;
+    assert_eq!(in_memory.pool(), from_file.pool(), "the same pool, generated from the same seed");
+    assert_eq!(in_memory.info().window_sizes, from_file.info().window_sizes);
+    let raw = Array2::from_shape_fn((5, 3), |(i, j)| (i as f32 * 1.1 + j as f32 * 0.4).cos() * 2.0);
+    assert_eq!(in_memory.score(raw.view(), 6)?, from_file.score(raw.view(), 6)?);
+    // What the writer would refuse is refused here too, as a corrupt bundle rather than a panic later.
+    let short_labels = Bundle { p_labels: bundle.p_labels[1..].to_vec(), ..bundle.clone() };
+    let err = Detector::from_bundle(short_labels, &options).unwrap_err();
+    assert!(matches!(err, RuntimeError::BundleCorrupt(_)) && err.to_string().contains("p_labels"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn a_stream_scores_its_windows_like_score_with_seed_plus_index() -> TestResult {
     let Some(lib) = ort_support::library_or_skip("a_stream_scores_its_windows_like_score") else { return Ok(()) };
     let model = tiny_model(Objective::Cfm, Prediction::Endpoint)?;

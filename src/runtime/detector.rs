@@ -103,7 +103,14 @@ impl Detector {
     /// the accuracy floor on P's reference sample). With a stored pool, open only reads: the ONNX session is
     /// built on the first [`Self::generate`] or [`Self::velocity`] call.
     pub fn open(bundle: &Path, options: &OpenOptions) -> Result<Self, RuntimeError> {
-        let bundle = Bundle::read(bundle)?;
+        Self::from_bundle(Bundle::read(bundle)?, options)
+    }
+
+    /// A detector over a bundle held in memory, e.g. one just built and never written (`weightflow detect`
+    /// given a meta-model): what [`Self::open`] does after reading, with [`Bundle::validate`] in place of the
+    /// reader's checks of the bytes.
+    pub fn from_bundle(bundle: Bundle, options: &OpenOptions) -> Result<Self, RuntimeError> {
+        bundle.validate()?;
         // Loaded at open even when the pool is stored, so that a missing library is reported where users
         // look for set-up errors rather than on a later generate call.
         ensure_loaded(&library_path(options.onnxruntime.as_deref()))?;

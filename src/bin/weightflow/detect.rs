@@ -2,10 +2,15 @@
 //! `runtime::Detector::score` (what the C ABI's `wf_detector_score` returns).
 //!
 //! The window is a CSV of raw (unstandardised) feature rows, with or without a header line; its row count
-//! must be a window size the bundle was calibrated for. Exit code 0 whether or not the window is flagged:
-//! the verdict is data (`is_shift`), not a failure. JSON (schema `detect/1`): `schema`, `bundle`, `window`,
-//! `rows`, `seed`, the score's fields (`p_value`, `statistic`, `threshold`, `is_shift`, `disagreement`,
-//! `entropy_p`, `ensemble_size`), `alpha`, `open_ms`, `score_ms`.
+//! must be a window size the bundle was calibrated for. Given a meta-model directory and its trajectory set
+//! instead of a bundle (`--bundle-or-meta DIR --trajectories T`), the command builds the detector `export`
+//! would write, calibrated for the window's size only, in memory, and scores with it: the same verdict as
+//! `export` with the same settings followed by `detect` on the bundle, without a file in between.
+//!
+//! Exit code 0 whether or not the window is flagged: the verdict is data (`is_shift`), not a failure. JSON
+//! (schema `detect/1`): `schema`, `bundle`, `window`, `rows`, `seed`, the score's fields (`p_value`,
+//! `statistic`, `threshold`, `is_shift`, `disagreement`, `entropy_p`, `ensemble_size`), `alpha`, `open_ms`,
+//! `score_ms`; with a meta-model also `meta` (true) and `trajectories`, and `open_ms` includes the build.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,13 +19,17 @@ use serde_json::json;
 use weightflow::data::load_features_csv;
 use weightflow::runtime::{Detector, ExecutionProvider, OpenOptions};
 
+use crate::export::{build, BuildArgs};
 use crate::output;
+
+/// Where `--help` lists the options that only a meta-model directory uses.
+const HEADING: &str = "With a meta-model directory instead of a bundle";
 
 /// Command-line arguments of `detect`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The bundle (`weightflow export`).
-    #[arg(long)]
+    /// The bundle (`weightflow export`), or a meta-model directory (`train-meta --out`) with --trajectories.
+    #[arg(long, visible_alias = "bundle-or-meta")]
     pub bundle: PathBuf,
     /// The window: a CSV of raw feature rows (a header line is optional), one of the calibrated sizes.
     #[arg(long)]
@@ -39,6 +48,15 @@ pub struct Args {
     /// Print the verdict as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The trajectory set the meta-model was trained on (f, P and P* come from it, as in `export`).
+    #[arg(long, help_heading = HEADING)]
+    pub trajectories: Option<PathBuf>,
+    /// Seed of the calibration windows (`export --seed`); only the window's size is calibrated.
+    #[arg(long, default_value_t = 0, help_heading = HEADING)]
+    pub calibration_seed: u64,
+    /// How the detector is built, as `export` builds it.
+    #[command(flatten, next_help_heading = HEADING)]
+    pub build: BuildArgs,
 }
 
 /// Runs `detect`.
@@ -47,7 +65,31 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let provider = ExecutionProvider::from_cuda_device(args.cuda_device);
     let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), provider, ..OpenOptions::default() };
-    let detector = Detector::open(&args.bundle, &options)?;
+    let meta = args.bundle.is_dir();
+    let detector = match (meta, &args.trajectories) {
+        (false, None) => Detector::open(&args.bundle, &options)?,
+        (true, Some(trajectories)) => {
+            let sizes = [rows.nrows()];
+            let seed = args.calibration_seed;
+            let built = build(&args.bundle, trajectories, &args.build, &sizes, seed, args.onnxruntime.clone())?;
+            Detector::from_bundle(built.bundle, &options)?
+        }
+        (true, None) => {
+            return Err(format!(
+                "{} is a directory: a meta-model needs --trajectories (the set it was trained on) to build a \
+                 detector; or export a bundle first (weightflow export)",
+                args.bundle.display()
+            )
+            .into())
+        }
+        (false, Some(_)) => {
+            return Err(format!(
+                "--trajectories is for a meta-model directory; {} is a bundle, which holds its own f and P",
+                args.bundle.display()
+            )
+            .into())
+        }
+    };
     let open_ms = started.elapsed().as_secs_f64() * 1e3;
     let info = detector.info();
     if !info.window_sizes.contains(&rows.nrows()) {
@@ -65,7 +107,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let alpha = detector.bundle().manifest.ensemble.alpha;
     output::say(format_args!(
         "{}: {} at α = {alpha} (p = {:.4}, statistic {:.3} vs threshold {:.3}; {} members disagree with f on \
-         {:.1}% of the rows; opened in {open_ms:.1} ms, scored in {score_ms:.2} ms)",
+         {:.1}% of the rows; {} in {open_ms:.1} ms, scored in {score_ms:.2} ms)",
         args.window.display(),
         if score.is_shift { "HARMFUL SHIFT" } else { "no harmful shift detected" },
         score.p_value,
@@ -73,9 +115,10 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         score.threshold,
         score.ensemble_size,
         100.0 * score.disagreement,
+        if meta { "built and calibrated" } else { "opened" },
     ));
     if args.json {
-        output::json(&json!({
+        let mut v = json!({
             "schema": "detect/1",
             "bundle": args.bundle,
             "window": args.window,
@@ -91,7 +134,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "alpha": alpha,
             "open_ms": open_ms,
             "score_ms": score_ms,
-        }))?;
+        });
+        if meta {
+            v["meta"] = json!(true);
+            v["trajectories"] = json!(args.trajectories);
+        }
+        output::json(&v)?;
     }
     Ok(())
 }

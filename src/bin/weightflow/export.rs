@@ -1,16 +1,13 @@
 //! `weightflow export`: a meta-model, a deployed classifier and calibration tables as one bundle.
 //!
-//! f is the final checkpoint of one base run (`--f-run`); P's reference sample is the trajectories' training
-//! split and the null pool P* their held-out test split, both standardised as the runs saw them. The candidate
-//! pool is generated through onnxruntime from the bundle itself (exactly what a detector would generate at
-//! open), calibrated against and stored in the bundle, so that calibration and scoring see the same members
-//! and a detector opens without running the meta-model. JSON (schema `export/1`): `schema`, `out`, `bytes`,
-//! `layout`, `window_sizes`, `ensemble_size`, `pool`, `seconds`.
+//! What goes into the bundle is [`build`]'s, which `detect` also uses when given a meta-model instead of a
+//! bundle. JSON (schema `export/1`): `schema`, `out`, `bytes`, `layout`, `window_sizes`, `ensemble_size`,
+//! `pool`, `seconds`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use weightflow::bundle::{Bundle, Manifest, PoolSpec};
+use weightflow::bundle::{Bundle, Manifest, PoolSpec, FORMAT_VERSION};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::detect::{EnsembleConfig, EnsembleDetector, StepRule};
 use weightflow::eval::EvalData;
@@ -30,12 +27,32 @@ pub struct Args {
     /// The trajectory set the meta-model was trained on: f, P and P* come from it.
     #[arg(long)]
     pub trajectories: PathBuf,
-    /// The base run whose final checkpoint is the deployed classifier f.
-    #[arg(long, default_value_t = 0)]
-    pub f_run: usize,
     /// Window sizes to calibrate, comma-separated.
     #[arg(long, default_value = "10,20,50")]
     pub calibrate_sizes: String,
+    /// Seed of the calibration windows.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// The onnxruntime library (default: ORT_DYLIB_PATH).
+    #[arg(long)]
+    pub onnxruntime: Option<PathBuf>,
+    /// Output bundle.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How a detector is built from a meta-model and its trajectory set: `export` writes the result as a bundle,
+/// `detect` given a meta-model scores with it in memory.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildArgs {
+    /// The base run whose final checkpoint is the deployed classifier f.
+    #[arg(long, default_value_t = 0)]
+    pub f_run: usize,
     /// Null windows B per size. The detector's realised false-positive rate varies around α by about
     /// √(α(1 − α)/B): ±0.022 at B = 100, ±0.007 at the default 1,000 (docs/DETECT.md, "Per-f windows").
     #[arg(long, default_value_t = 1000)]
@@ -75,27 +92,44 @@ pub struct Args {
     /// windows, else the step size backs off by √2 when the bundle is built and opened (0: never back off).
     #[arg(long, default_value_t = EnsembleConfig::default().step_keep.unwrap_or(0.0))]
     pub refine_step_keep: f64,
-    /// Seed of the calibration windows.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// The onnxruntime library (default: ORT_DYLIB_PATH).
-    #[arg(long)]
-    pub onnxruntime: Option<PathBuf>,
-    /// Output bundle.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Print a JSON summary on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
-/// Runs `export`.
-pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let started = std::time::Instant::now();
-    let sizes =
-        widths(&args.calibrate_sizes).map_err(|e| format!("--calibrate-sizes {:?}: {e}", args.calibrate_sizes))?;
-    let set = TrajectorySet::load(&args.trajectories)?;
-    let model = MetaModel::load(&args.meta, &device(DeviceKind::Cpu)?)?;
+impl Default for BuildArgs {
+    /// The command line's defaults (parsed from no arguments, so that they cannot drift apart).
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            build: BuildArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["defaults"]).build
+    }
+}
+
+/// A calibrated bundle built in memory, with what the summaries report.
+pub struct Built {
+    pub bundle: Bundle,
+    /// Members that vote (at most `--ensemble-size`: fewer when fewer candidates pass the floor).
+    pub ensemble_size: usize,
+    /// Rows of P*, the held-out split the null windows are drawn from.
+    pub null_rows: usize,
+}
+
+/// Builds the detector of `meta` over `trajectories`: f is run `f_run`'s final checkpoint, P's reference sample
+/// the set's training split and the null pool P* its held-out test split, both standardised as the runs saw
+/// them. The candidate pool is generated through onnxruntime from the bundle itself (exactly what a detector
+/// would generate at open), then calibrated against for each of `sizes` from `seed` and stored, so that
+/// calibration and scoring see the same members and a detector opens without running the meta-model.
+pub fn build(
+    meta: &Path,
+    trajectories: &Path,
+    args: &BuildArgs,
+    sizes: &[usize],
+    seed: u64,
+    onnxruntime: Option<PathBuf>,
+) -> Result<Built, Box<dyn std::error::Error>> {
+    let set = TrajectorySet::load(trajectories)?;
+    let model = MetaModel::load(meta, &device(DeviceKind::Cpu)?)?;
     let m = &set.manifest;
     if model.layout() != &m.layout {
         return Err(
@@ -126,7 +160,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut bundle = Bundle {
         manifest: Manifest {
-            format_version: 0,
+            format_version: FORMAT_VERSION,
             producer: format!("weightflow {}", weightflow::VERSION),
             classifier: mlp.clone(),
             standardizer: m.standardizer.clone(),
@@ -145,36 +179,45 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         pool: None,
     };
     // Calibrate with exactly the members the runtime will hold: open the uncalibrated bundle.
-    bundle.write(&args.out)?;
-    let options = OpenOptions { onnxruntime: args.onnxruntime.clone(), ..OpenOptions::default() };
-    let pool = Detector::open(&args.out, &options)?.pool().clone();
+    let options = OpenOptions { onnxruntime, ..OpenOptions::default() };
+    let pool = Detector::from_bundle(bundle.clone(), &options)?.pool().clone();
     let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool.clone(), config)?;
     bundle.pool = Some(pool);
-    let ensemble_size = detector.ensemble_size();
-    bundle.manifest.calibration = detector.calibrate(data.test.x.view(), &sizes, args.null_windows, args.seed)?;
-    bundle.write(&args.out)?;
+    bundle.manifest.calibration = detector.calibrate(data.test.x.view(), sizes, args.null_windows, seed)?;
+    Ok(Built { bundle, ensemble_size: detector.ensemble_size(), null_rows: data.test.x.nrows() })
+}
+
+/// Runs `export`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let started = std::time::Instant::now();
+    let sizes =
+        widths(&args.calibrate_sizes).map_err(|e| format!("--calibrate-sizes {:?}: {e}", args.calibrate_sizes))?;
+    let built = build(&args.meta, &args.trajectories, &args.build, &sizes, args.seed, args.onnxruntime.clone())?;
+    built.bundle.write(&args.out)?;
     let bytes = std::fs::metadata(&args.out)?.len();
     let seconds = started.elapsed().as_secs_f64();
+    let layout = &built.bundle.manifest.classifier.layout;
+    let b = &args.build;
     output::say(format_args!(
-        "bundle {} ({bytes} bytes): {} f = run {}, {ensemble_size} of {} candidates vote, calibrated for {:?} \
+        "bundle {} ({bytes} bytes): {layout} f = run {}, {} of {} candidates vote, calibrated for {:?} \
          ({} null windows each from {} held-out rows) in {seconds:.1} s",
         args.out.display(),
-        m.layout,
-        args.f_run,
-        args.pool,
+        b.f_run,
+        built.ensemble_size,
+        b.pool,
         sizes,
-        args.null_windows,
-        data.test.x.nrows(),
+        b.null_windows,
+        built.null_rows,
     ));
     if args.json {
         output::json(&json!({
             "schema": "export/1",
             "out": args.out,
             "bytes": bytes,
-            "layout": m.layout.arch(),
+            "layout": layout.arch(),
             "window_sizes": sizes,
-            "ensemble_size": ensemble_size,
-            "pool": args.pool,
+            "ensemble_size": built.ensemble_size,
+            "pool": b.pool,
             "seconds": seconds,
         }))?;
     }

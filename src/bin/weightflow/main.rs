@@ -69,7 +69,7 @@ enum Command {
     PlotGen(plot_gen::Args),
     /// Export a meta-model, a deployed classifier and calibration tables as one bundle for the runtime.
     Export(export::Args),
-    /// Score one window of live inputs (a CSV) with a bundle: p-value and verdict.
+    /// Score one window of live inputs (a CSV) with a bundle or a meta-model and its trajectories: p-value, verdict.
     Detect(detect::Args),
     /// The shift-detection protocol: every method's power, calibration and latency on the same windows.
     EvalShift(eval_shift::Args),

@@ -10,7 +10,6 @@
 use std::path::PathBuf;
 
 use weightflow::data::{sample_window, DatasetSpec};
-use weightflow::detect::EnsembleConfig;
 use weightflow::flow::{Coupling, Objective};
 use weightflow::rng;
 use weightflow::runtime::{Detector, OpenOptions};
@@ -96,23 +95,11 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "\n[4/5] bundle: ONNX meta-model, f (run 0), P's reference sample, calibration for windows of 10, 20, 50",
     );
     let bundle = args.out.join("detector.wfb");
-    let defaults = EnsembleConfig::default();
     export::run(export::Args {
         meta,
         trajectories,
-        f_run: 0,
         calibrate_sizes: "10,20,50".into(),
-        null_windows: 1000,
-        steps: 50,
-        sampler: Default::default(),
-        pool: 256,
-        pool_seed: 0,
-        ensemble_size: defaults.ensemble_size,
-        floor: defaults.floor,
-        refine_steps: defaults.steps,
-        refine_step_rule: defaults.step_rule,
-        refine_lr: Some(defaults.lr),
-        refine_step_keep: defaults.step_keep.unwrap_or(0.0),
+        build: export::BuildArgs::default(),
         seed: 0,
         onnxruntime: None,
         out: bundle.clone(),
