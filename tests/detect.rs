@@ -329,6 +329,44 @@ fn calibration_windows_do_not_depend_on_how_many_are_drawn() -> TestResult {
 }
 
 #[test]
+fn voters_are_checked_on_a_fixed_subsample_of_at_most_vote_rows_of_p_ref() -> TestResult {
+    let mut r = rng(1);
+    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
+    let candidates = pool(64, &mut r);
+    let q = gaussian(10, [1.5, 1.5], 1.0, &mut rng(9));
+    // Fixed first-M voters (whose reference entropies are computed once) and per-window voters (computed per
+    // window), both without steps, whose P_sub would draw from all of P_ref.
+    for base in [EnsembleConfig::untilted(), EnsembleConfig::selected()] {
+        let build = |p: &Array2<f32>, vote_rows| {
+            let config = EnsembleConfig { ensemble_size: 8, floor: 0.0, vote_rows, ..base.clone() };
+            EnsembleDetector::new(mlp(), deployed(), p.clone(), candidates.clone(), config)
+        };
+        // A cap at P_ref's size changes nothing.
+        let (all, whole) = (build(&p_ref, None)?, build(&p_ref, Some(200))?);
+        assert_eq!(whole.vote_rows(), p_ref.view());
+        assert_eq!(whole.window_statistics(q.view(), 0)?, all.window_statistics(q.view(), 0)?);
+        // Below it: 50 distinct rows of P_ref in its order, the same draw for every detector, and the window's
+        // statistics are those of a detector whose whole reference sample is those rows.
+        let capped = build(&p_ref, Some(50))?;
+        let sample = capped.vote_rows().to_owned();
+        assert_eq!(build(&p_ref, Some(50))?.vote_rows(), sample.view());
+        let idx: Vec<usize> =
+            sample.outer_iter().map(|row| p_ref.outer_iter().position(|p| p == row).expect("a row of P_ref")).collect();
+        assert!(idx.len() == 50 && idx.windows(2).all(|w| w[0] < w[1]), "{idx:?}");
+        let on_sample = build(&sample, None)?;
+        for seed in 0..3 {
+            assert_eq!(capped.window_statistics(q.view(), seed)?, on_sample.window_statistics(q.view(), seed)?);
+        }
+        // The cap is what the test compares with: another reference sample, another p-value.
+        let (p_capped, p_all) = (capped.window_statistics(q.view(), 0)?, all.window_statistics(q.view(), 0)?);
+        assert_ne!(p_capped.entropy_p, p_all.entropy_p);
+        let err = build(&p_ref, Some(0)).unwrap_err();
+        assert!(err.to_string().contains("vote_rows"), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
 fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestResult {
     fn shareable<T: Send + Sync>() {}
     shareable::<EnsembleDetector>();
@@ -336,9 +374,9 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
     let tables = det.calibrate(gaussian(100, [0.0, 0.0], 1.0, &mut rng(6)).view(), &[10], 20, 1)?;
     let back: Vec<Calibration> = serde_json::from_str(&serde_json::to_string(&tables)?)?;
     assert_eq!(back, tables);
-    // Missing fields take the defaults, except the selection, the λ cap, the step rule and the step back-off:
-    // a stored config without them predates them and was calibrated with the first-M voters, an uncapped λ
-    // and plain gradient steps θ − lr·g of the lr stored with it.
+    // Missing fields take the defaults, except the selection, the λ cap, the step rule, the step back-off and
+    // the vote's cap: a stored config without them predates them and was calibrated with the first-M voters,
+    // an uncapped λ, plain gradient steps θ − lr·g of the lr stored with it, and every row of P_ref.
     let config: EnsembleConfig = serde_json::from_str(r#"{"steps": 3, "lr": 2.0}"#)?;
     let old = EnsembleConfig {
         steps: 3,
@@ -347,6 +385,7 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
         step_rule: StepRule::Absolute,
         lr: 2.0,
         step_keep: None,
+        vote_rows: None,
         ..Default::default()
     };
     assert_eq!(config, old);

@@ -79,13 +79,30 @@ pub struct EnsembleDetector {
     /// The pool members that pass the floor, in pool order.
     candidates: Array2<f32>,
     config: EnsembleConfig,
-    /// f's softmax on P_ref `[1, R, C]`: f never moves, so it is computed once.
-    f_ref_probs: Array3<f32>,
-    /// Entropies on P_ref when the voters are the same for every window (first-M selection, no steps).
+    /// The rows of P_ref the voters are checked and compared on ([`EnsembleConfig::vote_rows`]).
+    vote: VoteSample,
+    /// Entropies on the vote sample when the voters are the same for every window (first-M selection, no steps).
     fixed_reference: Option<Vec<f64>>,
     /// The refinement's step sizes: `config.lr`, or less after the back-off of `config.step_keep`.
     step: StepSizes,
 }
+
+/// The part of P_ref a window's voters are checked on (the floor) and compared with (the reference
+/// entropies): all of P_ref, or a fixed subsample of [`EnsembleConfig::vote_rows`] rows drawn when the detector
+/// is built. Per window this is the largest pass (every voter over every row), so for large training sets
+/// (MNIST's 7,000 rows) the cap sets the latency.
+#[derive(Debug, Clone)]
+struct VoteSample {
+    /// The subsample's rows, or `None` for all of P_ref (then no copy is kept).
+    x: Option<Array2<f32>>,
+    /// f's labels on those rows.
+    labels: Vec<usize>,
+    /// f's softmax on those rows `[1, R, C]`: f never moves, so it is computed once.
+    f_probs: Array3<f32>,
+}
+
+/// Seed of the vote subsample's draw (fixed: every detector over the same P_ref and cap votes on the same rows).
+const VOTE_SEED: u64 = 0x766f_7465;
 
 /// The step sizes a refinement uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,8 +152,18 @@ impl EnsembleDetector {
             return Err(DetectError::NoMemberPassesFloor { floor: config.floor, best });
         }
         let candidates = pool.select(Axis(0), &passing);
+        let vote = match config.vote_rows {
+            Some(cap) if cap < p_ref.nrows() => {
+                let mut idx = rand::seq::index::sample(&mut stream(VOTE_SEED, 0), p_ref.nrows(), cap).into_vec();
+                idx.sort_unstable();
+                let f_probs = f_ref_probs.select(Axis(1), &idx);
+                let labels = idx.iter().map(|&i| p_labels[i]).collect();
+                VoteSample { x: Some(p_ref.select(Axis(0), &idx)), labels, f_probs }
+            }
+            _ => VoteSample { x: None, labels: p_labels.clone(), f_probs: f_ref_probs },
+        };
         let step = StepSizes { lr: config.lr, layer: None };
-        let mut det = Self { mlp, f, p_ref, p_labels, candidates, config, f_ref_probs, fixed_reference: None, step };
+        let mut det = Self { mlp, f, p_ref, p_labels, candidates, config, vote, fixed_reference: None, step };
         if det.config.steps > 0 && det.config.step_rule == StepRule::Calibrated {
             det.step.layer = Some(det.calibrated_layer_lr()?);
             if let Some(keep) = det.config.step_keep {
@@ -144,8 +171,8 @@ impl EnsembleDetector {
             }
         }
         if det.config.steps == 0 && det.config.selection == Selection::First {
-            let probs = det.mlp.probabilities(det.candidates.view(), det.p_ref.view())?;
-            det.fixed_reference = Some(ensemble_entropies(det.f_ref_probs.view(), probs.view())?);
+            let probs = det.mlp.probabilities(det.candidates.view(), det.vote_rows())?;
+            det.fixed_reference = Some(ensemble_entropies(det.vote.f_probs.view(), probs.view())?);
         }
         Ok(det)
     }
@@ -171,6 +198,12 @@ impl EnsembleDetector {
     /// [`EnsembleConfig::step_keep`] needed.
     pub fn step_lr(&self) -> f32 {
         self.step.lr
+    }
+
+    /// The rows of P_ref the voters are checked on and compared with: all of them, or the fixed subsample of
+    /// [`EnsembleConfig::vote_rows`] rows (in P_ref's order).
+    pub fn vote_rows(&self) -> ArrayView2<'_, f32> {
+        self.vote.x.as_ref().unwrap_or(&self.p_ref).view()
     }
 
     /// Members that vote on a window before refinement: M, or fewer when fewer candidates passed the floor.
@@ -295,10 +328,10 @@ impl EnsembleDetector {
         q_labels: &[usize],
         members: Array2<f32>,
     ) -> Result<WindowStatistics, DetectError> {
-        let probs = self.mlp.probabilities(members.view(), self.p_ref.view())?;
-        let agreement = agreement_rates(argmax(probs.view()).view(), &self.p_labels);
+        let probs = self.mlp.probabilities(members.view(), self.vote_rows())?;
+        let agreement = agreement_rates(argmax(probs.view()).view(), &self.vote.labels);
         let keep: Vec<usize> = (0..members.nrows()).filter(|&m| agreement[m] >= self.config.floor).collect();
-        let reference = ensemble_entropies(self.f_ref_probs.view(), probs.select(Axis(0), &keep).view())?;
+        let reference = ensemble_entropies(self.vote.f_probs.view(), probs.select(Axis(0), &keep).view())?;
         self.statistics(q, f_q_probs, q_labels, members.select(Axis(0), &keep).view(), &reference)
     }
 
@@ -415,8 +448,8 @@ impl EnsembleDetector {
                 Err(DetectError::Diverged { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let probs = self.mlp.probabilities(moved.view(), self.p_ref.view())?;
-            let agreement = agreement_rates(argmax(probs.view()).view(), &self.p_labels);
+            let probs = self.mlp.probabilities(moved.view(), self.vote_rows())?;
+            let agreement = agreement_rates(argmax(probs.view()).view(), &self.vote.labels);
             kept += agreement.iter().filter(|&&a| a >= self.config.floor).count() as f64 / agreement.len() as f64;
         }
         Ok(kept / BACKOFF_WINDOWS as f64)

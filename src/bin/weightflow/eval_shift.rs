@@ -135,6 +135,10 @@ pub struct Args {
     /// Reference rows per refinement (0 = all).
     #[arg(long)]
     pub refine_rows: Option<usize>,
+    /// Rows of P_ref the voters are checked and compared on, a fixed subsample (0 = all; default: the
+    /// library's, 2,048).
+    #[arg(long)]
+    pub vote_rows: Option<usize>,
     /// meta-detectron-adjoint (the faithful path): adjoint-matching iterations per window.
     #[arg(long)]
     pub adjoint_iters: Option<usize>,
@@ -376,6 +380,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         c.ensemble_size = args.ensemble_size.unwrap_or(c.ensemble_size);
         c.floor = args.floor.unwrap_or(c.floor);
         c.statistic = args.statistic.unwrap_or(c.statistic);
+        if let Some(r) = args.vote_rows {
+            c.vote_rows = (r > 0).then_some(r);
+        }
     };
     set(&mut refined);
     refined.steps = args.steps.unwrap_or(refined.steps);

@@ -92,6 +92,10 @@ pub struct BuildArgs {
     /// windows, else the step size backs off by √2 when the bundle is built and opened (0: never back off).
     #[arg(long, default_value_t = EnsembleConfig::default().step_keep.unwrap_or(0.0))]
     pub refine_step_keep: f64,
+    /// Rows of P's reference sample the voters are checked and compared on: a fixed subsample of at most this
+    /// many, drawn when the detector is built (0: all). The bundle stores all of them.
+    #[arg(long, default_value_t = EnsembleConfig::default().vote_rows.unwrap_or(0))]
+    pub vote_rows: usize,
 }
 
 impl Default for BuildArgs {
@@ -156,6 +160,7 @@ pub fn build(
         step_rule: args.refine_step_rule,
         lr: args.refine_lr.unwrap_or(args.refine_step_rule.default_lr()),
         step_keep: (args.refine_step_keep > 0.0).then_some(args.refine_step_keep),
+        vote_rows: (args.vote_rows > 0).then_some(args.vote_rows),
         ..EnsembleConfig::default()
     };
     let mut bundle = Bundle {
