@@ -71,6 +71,14 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (true, Some(trajectories)) => {
             let sizes = [rows.nrows()];
             let seed = args.calibration_seed;
+            output::say(format_args!(
+                "building a detector from {} over {}: {} candidates, {} null windows of {} rows …",
+                args.bundle.display(),
+                trajectories.display(),
+                args.build.pool,
+                args.build.null_windows,
+                rows.nrows()
+            ));
             let built = build(&args.bundle, trajectories, &args.build, &sizes, seed, args.onnxruntime.clone())?;
             Detector::from_bundle(built.bundle, &options)?
         }
