@@ -103,7 +103,8 @@ impl Detector {
     /// the accuracy floor on P's reference sample). With a stored pool, open only reads: the ONNX session is
     /// built on the first [`Self::generate`] or [`Self::velocity`] call.
     pub fn open(bundle: &Path, options: &OpenOptions) -> Result<Self, RuntimeError> {
-        Self::from_bundle(Bundle::read(bundle)?, options)
+        // The reader has validated the bundle already.
+        Self::from_valid(Bundle::read(bundle)?, options)
     }
 
     /// A detector over a bundle held in memory, e.g. one just built and never written (`weightflow detect`
@@ -111,6 +112,11 @@ impl Detector {
     /// reader's checks of the bytes.
     pub fn from_bundle(bundle: Bundle, options: &OpenOptions) -> Result<Self, RuntimeError> {
         bundle.validate()?;
+        Self::from_valid(bundle, options)
+    }
+
+    /// [`Self::from_bundle`] for a bundle that has passed [`Bundle::validate`].
+    fn from_valid(bundle: Bundle, options: &OpenOptions) -> Result<Self, RuntimeError> {
         // Loaded at open even when the pool is stored, so that a missing library is reported where users
         // look for set-up errors rather than on a later generate call.
         ensure_loaded(&library_path(options.onnxruntime.as_deref()))?;
@@ -166,6 +172,12 @@ impl Detector {
     /// The candidate pool `[pool size, D]` (stored in the bundle or generated at open).
     pub fn pool(&self) -> &Array2<f32> {
         &self.pool
+    }
+
+    /// The ensemble detector that scores windows (before standardisation: it takes standardised rows), e.g.
+    /// to calibrate a bundle with exactly the members the runtime holds.
+    pub fn ensemble(&self) -> &EnsembleDetector {
+        &self.ensemble
     }
 
     /// The verdict on one window of raw (unstandardised) rows `[N, n_features]`: the rows are checked (not

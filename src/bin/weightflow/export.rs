@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec, FORMAT_VERSION};
 use weightflow::classifier::{Activation, Mlp};
-use weightflow::detect::{EnsembleConfig, EnsembleDetector, StepRule};
+use weightflow::detect::{EnsembleConfig, StepRule};
 use weightflow::eval::EvalData;
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::runtime::{Detector, OpenOptions};
@@ -163,32 +163,35 @@ pub fn build(
         vote_rows: (args.vote_rows > 0).then_some(args.vote_rows),
         ..EnsembleConfig::default()
     };
-    let mut bundle = Bundle {
+    let bundle = Bundle {
         manifest: Manifest {
             format_version: FORMAT_VERSION,
             producer: format!("weightflow {}", weightflow::VERSION),
-            classifier: mlp.clone(),
+            classifier: mlp,
             standardizer: m.standardizer.clone(),
             source: model.config().source,
             sampler: args.sampler,
             steps: args.steps,
             pool: PoolSpec { size: args.pool, seed: args.pool_seed },
-            ensemble: config.clone(),
+            ensemble: config,
             calibration: Vec::new(),
             sections: Vec::new(),
         },
         onnx: model.to_onnx()?,
-        f: f.clone(),
+        f,
         p_ref: data.train.x.clone(),
         p_labels: p_labels.row(0).iter().map(|&c| c as u32).collect(),
         pool: None,
     };
-    // Calibrate with exactly the members the runtime will hold: open the uncalibrated bundle.
+    // Calibrate with exactly the members the runtime will hold: open the uncalibrated bundle and use its
+    // ensemble.
     let options = OpenOptions { onnxruntime, ..OpenOptions::default() };
-    let pool = Detector::from_bundle(bundle.clone(), &options)?.pool().clone();
-    let detector = EnsembleDetector::new(mlp, f, data.train.x.clone(), pool.clone(), config)?;
-    bundle.pool = Some(pool);
-    bundle.manifest.calibration = detector.calibrate(data.test.x.view(), sizes, args.null_windows, seed)?;
+    let opened = Detector::from_bundle(bundle, &options)?;
+    let detector = opened.ensemble();
+    let calibration = detector.calibrate(data.test.x.view(), sizes, args.null_windows, seed)?;
+    let mut bundle = opened.bundle().clone();
+    bundle.pool = Some(opened.pool().clone());
+    bundle.manifest.calibration = calibration;
     Ok(Built { bundle, ensemble_size: detector.ensemble_size(), null_rows: data.test.x.nrows() })
 }
 
