@@ -49,6 +49,7 @@ mod mlp;
 
 pub use activation::Activation;
 pub use adam::Adam;
+pub(crate) use error::all_finite;
 pub use error::Error;
 pub use loss::{cross_entropy, disagreement_cross_entropy, log_sum_exp, LossKind, Target, Targets};
 pub use metrics::{accuracy, auroc, mean_log_loss};

@@ -22,7 +22,7 @@ use super::config::{
 use super::error::{check_rows, DetectError};
 use super::ks::ks_two_sample;
 use super::method::WindowTest;
-use super::stats::{disagreement_mean, mean_softmax_entropy};
+use super::stats::{disagreement_mean, mean_softmax_entropy_of};
 use crate::classifier::{Mlp, Targets};
 use crate::rng::{stream, Rng};
 use crate::space::Layout;
@@ -296,7 +296,8 @@ impl EnsembleDetector {
         let f_q_probs = self.mlp.probabilities(self.f.view(), q)?;
         let q_labels = argmax(f_q_probs.view()).row(0).to_vec();
         if let Some(fixed) = &self.fixed_reference {
-            return self.statistics(q, f_q_probs.view(), &q_labels, self.candidates.view(), fixed);
+            let q_probs = self.mlp.probabilities(self.candidates.view(), q)?;
+            return self.statistics(f_q_probs.view(), &q_labels, q_probs.view(), fixed);
         }
         let chosen = self.select(q, &q_labels)?;
         let moved = self.refine(chosen, q, &q_labels, &mut stream(seed, 0), &self.step)?;
@@ -319,8 +320,8 @@ impl EnsembleDetector {
     }
 
     /// The floor on P_ref, then the statistics of the members that pass it. One forward pass of the members
-    /// over P_ref serves both the floor (argmax) and the reference entropies (softmax); f's share of both is
-    /// precomputed.
+    /// over P_ref's vote rows and the window together serves the floor (argmax), the reference entropies and the
+    /// window's (softmax); f's share of the reference side is precomputed.
     fn vote(
         &self,
         q: ArrayView2<'_, f32>,
@@ -328,38 +329,30 @@ impl EnsembleDetector {
         q_labels: &[usize],
         members: Array2<f32>,
     ) -> Result<WindowStatistics, DetectError> {
-        let probs = self.mlp.probabilities(members.view(), self.vote_rows())?;
-        let agreement = agreement_rates(argmax(probs.view()).view(), &self.vote.labels);
+        let n_ref = self.vote_rows().nrows();
+        let x = concatenate(Axis(0), &[self.vote_rows(), q.view()]).expect("equal widths");
+        let probs = self.mlp.probabilities(members.view(), x.view())?;
+        let (on_ref, on_q) = probs.view().split_at(Axis(1), n_ref);
+        let agreement = agreement_rates(argmax(on_ref).view(), &self.vote.labels);
         let keep: Vec<usize> = (0..members.nrows()).filter(|&m| agreement[m] >= self.config.floor).collect();
-        let reference = ensemble_entropies(self.vote.f_probs.view(), probs.select(Axis(0), &keep).view())?;
-        self.statistics(q, f_q_probs, q_labels, members.select(Axis(0), &keep).view(), &reference)
+        let reference = ensemble_entropies(self.vote.f_probs.view(), on_ref.select(Axis(0), &keep).view())?;
+        self.statistics(f_q_probs, q_labels, on_q.select(Axis(0), &keep).view(), &reference)
     }
 
-    /// The entropy test and the disagreement of `voters` on `q`, against the reference entropies.
+    /// The entropy test and the disagreement on the window of the voters whose softmax there is `q_probs`
+    /// `[voters, N, C]`, against the reference entropies. With no voter (refinement can push every member below
+    /// the floor) f votes alone and the disagreement is 0.
     fn statistics(
         &self,
-        q: ArrayView2<'_, f32>,
         f_q_probs: ArrayView3<'_, f32>,
         q_labels: &[usize],
-        voters: ArrayView2<'_, f32>,
+        q_probs: ArrayView3<'_, f32>,
         reference: &[f64],
     ) -> Result<WindowStatistics, DetectError> {
-        // Refinement can push every member below the floor; then f votes alone (the batched forward refuses an
-        // empty batch of classifiers).
-        let q_probs = if voters.nrows() == 0 {
-            Array3::zeros((0, q.nrows(), f_q_probs.dim().2))
-        } else {
-            self.mlp.probabilities(voters, q)?
-        };
+        let voters = q_probs.dim().0;
         let ks = ks_two_sample(&ensemble_entropies(f_q_probs.view(), q_probs.view())?, reference)?;
-        let disagreement =
-            if voters.nrows() == 0 { 0.0 } else { disagreement_mean(argmax(q_probs.view()).view(), q_labels)? };
-        Ok(WindowStatistics {
-            entropy: -ks.p_value.ln(),
-            entropy_p: ks.p_value,
-            disagreement,
-            ensemble_size: voters.nrows(),
-        })
+        let disagreement = if voters == 0 { 0.0 } else { disagreement_mean(argmax(q_probs).view(), q_labels)? };
+        Ok(WindowStatistics { entropy: -ks.p_value.ln(), entropy_p: ks.p_value, disagreement, ensemble_size: voters })
     }
 
     /// The window's M voters before refinement ([`Selection`]).
@@ -578,8 +571,7 @@ fn ensemble_entropies<'a>(
     f_probs: ArrayView3<'a, f32>,
     member_probs: ArrayView3<'a, f32>,
 ) -> Result<Vec<f64>, DetectError> {
-    let all = concatenate(Axis(0), &[f_probs, member_probs]).expect("equal row and class counts");
-    mean_softmax_entropy(all.view())
+    mean_softmax_entropy_of(&[f_probs, member_probs])
 }
 
 /// The arg-max class of each member on each row, `[M, B]`, from softmax outputs `[M, B, C]` (the same as

@@ -102,7 +102,7 @@ pub enum DetectError {
 
 /// The first non-finite entry of a 2-D f32 array, as an error naming `what`.
 pub(crate) fn check_finite(what: &'static str, a: ndarray::ArrayView2<'_, f32>) -> Result<(), DetectError> {
-    if a.iter().all(|v| v.is_finite()) {
+    if crate::classifier::all_finite(a) {
         return Ok(());
     }
     let ((row, col), &value) = a.indexed_iter().find(|(_, v)| !v.is_finite()).expect("a non-finite entry exists");

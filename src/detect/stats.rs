@@ -6,22 +6,37 @@
 //! * entropy: H_q = −Σ_c p̄_{q,c} ln p̄_{q,c} with p̄_q the mean softmax over the members given (f included by
 //!   the caller, METHOD.md §4), in nats, accumulated in f64.
 
-use ndarray::{ArrayView2, ArrayView3, Axis};
+use ndarray::{ArrayView2, ArrayView3};
 
 use super::error::DetectError;
 
 /// Per-row entropy (nats) of the mean over axis 0 of `probs` `[M, B, C]` (each `[B, C]` slice one member's
 /// softmax). Errors when M or B is 0.
 pub fn mean_softmax_entropy(probs: ArrayView3<'_, f32>) -> Result<Vec<f64>, DetectError> {
-    let (m, b, _) = probs.dim();
+    mean_softmax_entropy_of(&[probs])
+}
+
+/// [`mean_softmax_entropy`] of the members of every part together, `parts` in order (as if concatenated along
+/// axis 0, without the copy): the ensemble {f, g_1 … g_M} when f's softmax is kept apart from the members'.
+pub(crate) fn mean_softmax_entropy_of(parts: &[ArrayView3<'_, f32>]) -> Result<Vec<f64>, DetectError> {
+    let m: usize = parts.iter().map(|p| p.dim().0).sum();
+    let (_, b, c) = parts.first().map_or((0, 0, 0), |p| p.dim());
     if m == 0 || b == 0 {
         return Err(DetectError::Empty { what: "ensemble probabilities" });
     }
+    assert!(parts.iter().all(|p| p.dim().1 == b && p.dim().2 == c), "parts of equal row and class counts");
+    // One accumulator for every row, summed member by member in order: the same sums as a member-axis
+    // reduction, without a vector per row.
+    let mut mean = vec![0f64; c];
     Ok((0..b)
         .map(|row| {
-            let p = probs.index_axis(Axis(1), row);
-            let mean = p.map_axis(Axis(0), |col| col.iter().map(|&v| v as f64).sum::<f64>() / m as f64);
-            -mean.iter().filter(|&&v| v > 0.0).map(|&v| v * v.ln()).sum::<f64>()
+            mean.fill(0.0);
+            for member in parts.iter().flat_map(|p| p.outer_iter()) {
+                for (acc, &v) in mean.iter_mut().zip(member.row(row)) {
+                    *acc += v as f64;
+                }
+            }
+            -mean.iter().map(|&s| s / m as f64).filter(|&v| v > 0.0).map(|v| v * v.ln()).sum::<f64>()
         })
         .collect())
 }
@@ -54,6 +69,30 @@ fn check(preds: ArrayView2<'_, usize>, labels: &[usize]) -> Result<(), DetectErr
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn entropy_over_parts_is_that_of_their_concatenation_bit_for_bit() {
+        let mut r = crate::rng::rng(3);
+        let mut softmax = |m: usize| {
+            let mut p = ndarray::Array3::from_shape_fn((m, 7, 3), |_| rand::Rng::random_range(&mut r, 0.01f32..1.0));
+            for mut z in p.lanes_mut(ndarray::Axis(2)) {
+                let sum = z.sum();
+                z.mapv_inplace(|v| v / sum);
+            }
+            p
+        };
+        let (f, members) = (softmax(1), softmax(5));
+        let all = ndarray::concatenate(ndarray::Axis(0), &[f.view(), members.view()]).unwrap();
+        let h = mean_softmax_entropy(all.view()).unwrap();
+        assert_eq!(mean_softmax_entropy_of(&[f.view(), members.view()]).unwrap(), h);
+        // Against a float64 computation written out per row.
+        for (row, &got) in h.iter().enumerate() {
+            let mean: Vec<f64> = (0..3).map(|c| (0..6).map(|k| all[[k, row, c]] as f64).sum::<f64>() / 6.0).collect();
+            let want = -mean.iter().map(|v| v * v.ln()).sum::<f64>();
+            assert!((got - want).abs() < 1e-12, "row {row}: {got} vs {want}");
+        }
+        assert!(mean_softmax_entropy_of(&[]).is_err());
+    }
 
     #[test]
     fn entropy_of_the_mean_softmax() {
