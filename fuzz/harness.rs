@@ -19,7 +19,7 @@ use weightflow::data::Standardizer;
 use weightflow::data::{
     parse_csv, parse_features_csv, parse_idx_images, parse_idx_labels, CsvHeader, CsvOptions, LabelColumn,
 };
-use weightflow::detect::{window_seed, EnsembleConfig, EnsembleDetector, Score, Selection};
+use weightflow::detect::{window_seed, EnsembleConfig, EnsembleDetector, EnsembleSize, Score, Selection};
 use weightflow::ode::Sampler;
 use weightflow::onnx::{export_velocity, DenseLayer, VelocitySpec};
 use weightflow::runtime::{Detector, OpenOptions, RuntimeError};
@@ -204,7 +204,7 @@ fn capi_bundle() -> weightflow::bundle::Bundle {
     let pool = Array2::from_shape_fn((12, d), |_| uniform());
     let mlp = Mlp::new(layout.clone(), Activation::default());
     let ensemble = EnsembleConfig {
-        ensemble_size: 6,
+        ensemble_size: EnsembleSize::Fixed(6),
         selection: Selection::Disagreeing,
         floor: 0.0,
         steps: 2,

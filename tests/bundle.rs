@@ -6,7 +6,7 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, BundleError, Manifest, PoolSpec, FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
-use weightflow::detect::{Calibration, EnsembleConfig, StepRule};
+use weightflow::detect::{Calibration, EnsembleConfig, EnsembleSize, StepRule};
 use weightflow::ode::Sampler;
 use weightflow::rng;
 use weightflow::space::{Layout, SourceKind};
@@ -225,6 +225,38 @@ fn the_pool_is_optional_and_version_1_bundles_still_read() -> TestResult {
     // Version 0 predates the format.
     let zero = rewrite_manifest(&b.to_bytes()?, 0, |m| m["format_version"] = 0.into());
     assert!(matches!(Bundle::from_bytes(&zero).unwrap_err(), BundleError::UnsupportedVersion { found: 0, .. }));
+    Ok(())
+}
+
+#[test]
+fn version_2_bundles_read_with_their_fixed_size_and_cannot_claim_version_3_settings() -> TestResult {
+    // A version-2 manifest stored the ensemble size as a number and had no candidate cap: it reads as written.
+    let mut b = sample_bundle();
+    b.manifest.ensemble =
+        EnsembleConfig { ensemble_size: EnsembleSize::Fixed(16), candidates: None, ..Default::default() };
+    let v2 = rewrite_manifest(&b.to_bytes()?, 2, |m| {
+        m["format_version"] = 2.into();
+        m["ensemble"].as_object_mut().unwrap().remove("candidates");
+    });
+    let old = Bundle::from_bytes(&v2)?;
+    assert_eq!(
+        (old.manifest.ensemble.ensemble_size, old.manifest.ensemble.candidates),
+        (EnsembleSize::Fixed(16), None)
+    );
+    // Version-3 settings under a version-2 header would be misread by the readers that version promises to
+    // work with, so the reader refuses them rather than trusting the label.
+    for edit in [
+        |m: &mut serde_json::Value| m["ensemble"]["ensemble_size"] = serde_json::json!({"per_class": 2}),
+        |m: &mut serde_json::Value| m["ensemble"]["candidates"] = 64.into(),
+    ] {
+        let relabelled = rewrite_manifest(&v2, 2, edit);
+        let err = Bundle::from_bytes(&relabelled).unwrap_err();
+        assert!(matches!(err, BundleError::Invalid { field: "ensemble", .. }), "{err}");
+    }
+    // The current default (per-class size, capped candidates) round-trips in the current version.
+    b.manifest.ensemble = EnsembleConfig::default();
+    let back = Bundle::from_bytes(&b.to_bytes()?)?;
+    assert_eq!((back.manifest.format_version, back.manifest.ensemble), (FORMAT_VERSION, EnsembleConfig::default()));
     Ok(())
 }
 

@@ -183,7 +183,10 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     // The settings reach the bundle; the pool is stored: what onnxruntime generates from the pool seed
     // (export's --pool-seed 0), bit for bit.
     let ensemble = &det.bundle().manifest.ensemble;
-    assert_eq!((ensemble.steps, ensemble.lr, ensemble.ensemble_size, ensemble.floor), (0, 0.25, 8, 0.0));
+    assert_eq!(
+        (ensemble.steps, ensemble.lr, ensemble.ensemble_size, ensemble.floor),
+        (0, 0.25, weightflow::detect::EnsembleSize::Fixed(8), 0.0)
+    );
     assert_eq!(ensemble.step_rule, weightflow::detect::StepRule::LayerRelative);
     assert!(det.info().pool_stored);
     assert_eq!(det.pool(), &det.generate(32, 0)?);

@@ -2,11 +2,12 @@
 //! split by the line x₀ + x₁ = 0, a linear f, and a pool of perturbed copies of f.
 
 use ndarray::{array, s, Array1, Array2, Axis};
+use rand::Rng as _;
 use rand_distr::{Distribution, Normal, StandardNormal};
 use weightflow::classifier::{Activation, Mlp, Targets};
 use weightflow::detect::{
-    ks_two_sample, mean_softmax_entropy, step, Calibration, DetectError, EnsembleConfig, EnsembleDetector, Selection,
-    Statistic, StepRule, WindowTest, CALIBRATED_CAP,
+    ks_two_sample, mean_softmax_entropy, step, Calibration, DetectError, EnsembleConfig, EnsembleDetector,
+    EnsembleSize, Selection, Statistic, StepRule, WindowTest, CALIBRATED_CAP,
 };
 use weightflow::rng::{rng, Rng};
 use weightflow::space::Layout;
@@ -44,7 +45,7 @@ fn detector(config: EnsembleConfig) -> EnsembleDetector {
 
 #[test]
 fn window_statistics_match_an_independent_computation() -> TestResult {
-    let config = EnsembleConfig { ensemble_size: 5, floor: 0.0, ..EnsembleConfig::untilted() };
+    let config = EnsembleConfig { ensemble_size: EnsembleSize::Fixed(5), floor: 0.0, ..EnsembleConfig::untilted() };
     let det = detector(config);
     let q = gaussian(12, [2.0, -2.0], 0.5, &mut rng(5));
     let stats = det.window_statistics(q.view(), 0)?;
@@ -109,7 +110,7 @@ fn members_passed_in_score_like_a_fixed_ensemble_of_those_that_pass_the_floor() 
         p_ref.clone(),
         deployed().insert_axis(Axis(0)),
         EnsembleConfig {
-            ensemble_size: 1,
+            ensemble_size: EnsembleSize::Fixed(1),
             floor: 0.6,
             selection: Selection::Disagreeing,
             ..EnsembleConfig::untilted()
@@ -124,7 +125,7 @@ fn members_passed_in_score_like_a_fixed_ensemble_of_those_that_pass_the_floor() 
         deployed(),
         p_ref.clone(),
         members.select(Axis(0), &passing),
-        EnsembleConfig { ensemble_size: passing.len(), floor: 0.0, ..EnsembleConfig::untilted() },
+        EnsembleConfig { ensemble_size: EnsembleSize::Fixed(passing.len()), floor: 0.0, ..EnsembleConfig::untilted() },
     )?;
     let want = fixed.window_statistics(q.view(), 0)?;
     assert_eq!(got.ensemble_size, passing.len());
@@ -147,10 +148,11 @@ fn agreement_with_f(theta: &Array1<f32>, x: &Array2<f32>) -> f64 {
 #[test]
 fn refinement_moves_members_towards_disagreeing_on_the_window() -> TestResult {
     let q = gaussian(20, [3.0, -3.0], 0.5, &mut rng(9));
-    let untilted = detector(EnsembleConfig { floor: 0.7, ensemble_size: 16, ..EnsembleConfig::untilted() });
+    let untilted =
+        detector(EnsembleConfig { floor: 0.7, ensemble_size: EnsembleSize::Fixed(16), ..EnsembleConfig::untilted() });
     let refined = detector(EnsembleConfig {
         floor: 0.7,
-        ensemble_size: 16,
+        ensemble_size: EnsembleSize::Fixed(16),
         steps: 20,
         lr: 2.0,
         lambda: Some(1.0),
@@ -215,8 +217,12 @@ fn flag_rate_from(
 
 #[test]
 fn calibrated_decisions_hold_their_level_and_catch_a_strong_shift() -> TestResult {
-    let untilted =
-        |statistic| EnsembleConfig { ensemble_size: 16, floor: 0.7, statistic, ..EnsembleConfig::untilted() };
+    let untilted = |statistic| EnsembleConfig {
+        ensemble_size: EnsembleSize::Fixed(16),
+        floor: 0.7,
+        statistic,
+        ..EnsembleConfig::untilted()
+    };
     // The default (per-window selection, then steps) too: its voters change with every window, so its
     // calibration is the one that could break.
     let configs = [
@@ -262,7 +268,8 @@ fn calibrated_decisions_hold_their_level_and_catch_a_strong_shift() -> TestResul
 
 #[test]
 fn the_statistic_of_the_trait_is_the_configured_one() -> TestResult {
-    let det = detector(EnsembleConfig { ensemble_size: 8, floor: 0.7, ..EnsembleConfig::untilted() });
+    let det =
+        detector(EnsembleConfig { ensemble_size: EnsembleSize::Fixed(8), floor: 0.7, ..EnsembleConfig::untilted() });
     let q = gaussian(10, [1.0, 1.0], 1.0, &mut rng(8));
     let stats = det.window_statistics(q.view(), 1)?;
     assert_eq!(det.statistic(q.view(), 1)?, stats.entropy);
@@ -314,7 +321,8 @@ fn bad_inputs_are_errors() {
 /// so a bundle's tables depend on the seed alone (7 windows split at 4 on two cores, 20 at 10).
 #[test]
 fn calibration_windows_do_not_depend_on_how_many_are_drawn() -> TestResult {
-    let det = detector(EnsembleConfig { ensemble_size: 4, floor: 0.7, ..EnsembleConfig::default() });
+    let det =
+        detector(EnsembleConfig { ensemble_size: EnsembleSize::Fixed(4), floor: 0.7, ..EnsembleConfig::default() });
     let null = gaussian(100, [0.0, 0.0], 1.0, &mut rng(6));
     let few = det.calibrate(null.view(), &[10, 12], 7, 3)?;
     let many = det.calibrate(null.view(), &[10, 12], 20, 3)?;
@@ -338,7 +346,8 @@ fn voters_are_checked_on_a_fixed_subsample_of_at_most_vote_rows_of_p_ref() -> Te
     // window), both without steps, whose P_sub would draw from all of P_ref.
     for base in [EnsembleConfig::untilted(), EnsembleConfig::selected()] {
         let build = |p: &Array2<f32>, vote_rows| {
-            let config = EnsembleConfig { ensemble_size: 8, floor: 0.0, vote_rows, ..base.clone() };
+            let config =
+                EnsembleConfig { ensemble_size: EnsembleSize::Fixed(8), floor: 0.0, vote_rows, ..base.clone() };
             EnsembleDetector::new(mlp(), deployed(), p.clone(), candidates.clone(), config)
         };
         // A cap at P_ref's size changes nothing.
@@ -367,19 +376,60 @@ fn voters_are_checked_on_a_fixed_subsample_of_at_most_vote_rows_of_p_ref() -> Te
 }
 
 #[test]
+fn the_default_votes_two_members_per_class_chosen_from_the_first_64_candidates() -> TestResult {
+    let mut r = rng(1);
+    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
+    let big = pool(100, &mut r);
+    let q = gaussian(10, [1.5, 1.5], 1.0, &mut rng(9));
+    // Floor 0: every pool member is a candidate, so the cap keeps exactly the pool's first 64.
+    let config = EnsembleConfig { floor: 0.0, ..EnsembleConfig::default() };
+    let det = EnsembleDetector::new(mlp(), deployed(), p_ref.clone(), big.clone(), config.clone())?;
+    assert_eq!((det.ensemble_size(), det.members()), (4, big.slice(s![..64, ..])), "f has 2 classes");
+    // The rest of the pool plays no part: the same statistics as a detector given only those 64.
+    let whole = |pool: Array2<f32>| {
+        EnsembleDetector::new(
+            mlp(),
+            deployed(),
+            p_ref.clone(),
+            pool,
+            EnsembleConfig { candidates: None, ..config.clone() },
+        )
+    };
+    assert_eq!(whole(big.clone())?.members().nrows(), 100);
+    let first_64 = whole(big.slice(s![..64, ..]).to_owned())?;
+    for seed in 0..3 {
+        assert_eq!(det.window_statistics(q.view(), seed)?, first_64.window_statistics(q.view(), seed)?);
+    }
+    // With ten classes the default is 20 voters; a fixed size stays as given.
+    let ten = Mlp::new(Layout::parse("2-10").unwrap(), Activation::Relu);
+    let d = ten.layout.dim();
+    let f = Array1::from_shape_fn(d, |_| r.random_range(-1.0f32..1.0));
+    let pool_10 = Array2::from_shape_fn((40, d), |_| r.random_range(-1.0f32..1.0));
+    let det = EnsembleDetector::new(ten.clone(), f.clone(), p_ref.clone(), pool_10.clone(), config.clone())?;
+    assert_eq!(det.ensemble_size(), 20);
+    let fixed = EnsembleConfig { ensemble_size: EnsembleSize::Fixed(7), ..config };
+    assert_eq!(EnsembleDetector::new(ten, f, p_ref, pool_10, fixed)?.ensemble_size(), 7);
+    Ok(())
+}
+
+#[test]
 fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestResult {
     fn shareable<T: Send + Sync>() {}
     shareable::<EnsembleDetector>();
-    let det = detector(EnsembleConfig { ensemble_size: 4, floor: 0.7, ..EnsembleConfig::untilted() });
+    let det =
+        detector(EnsembleConfig { ensemble_size: EnsembleSize::Fixed(4), floor: 0.7, ..EnsembleConfig::untilted() });
     let tables = det.calibrate(gaussian(100, [0.0, 0.0], 1.0, &mut rng(6)).view(), &[10], 20, 1)?;
     let back: Vec<Calibration> = serde_json::from_str(&serde_json::to_string(&tables)?)?;
     assert_eq!(back, tables);
-    // Missing fields take the defaults, except the selection, the λ cap, the step rule, the step back-off and
-    // the vote's cap: a stored config without them predates them and was calibrated with the first-M voters,
-    // an uncapped λ, plain gradient steps θ − lr·g of the lr stored with it, and every row of P_ref.
+    // Missing fields take the defaults, except the ensemble size, the candidates, the selection, the λ cap, the
+    // step rule, the step back-off and the vote's cap: a stored config without them predates them and was
+    // calibrated with 32 first-M voters from the whole pool, an uncapped λ, plain gradient steps θ − lr·g of
+    // the lr stored with it, and every row of P_ref.
     let config: EnsembleConfig = serde_json::from_str(r#"{"steps": 3, "lr": 2.0}"#)?;
     let old = EnsembleConfig {
         steps: 3,
+        ensemble_size: EnsembleSize::Fixed(32),
+        candidates: None,
         selection: Selection::First,
         lambda_rows: None,
         step_rule: StepRule::Absolute,
@@ -398,7 +448,7 @@ fn calibrations_round_trip_through_json_and_the_detector_is_shareable() -> TestR
 
 #[test]
 fn disagreeing_selection_votes_with_the_candidates_that_disagree_most_on_the_window() -> TestResult {
-    let config = EnsembleConfig { ensemble_size: 5, floor: 0.0, ..EnsembleConfig::selected() };
+    let config = EnsembleConfig { ensemble_size: EnsembleSize::Fixed(5), floor: 0.0, ..EnsembleConfig::selected() };
     let (det, first) = (detector(config.clone()), detector(EnsembleConfig { selection: Selection::First, ..config }));
     assert_eq!(det.members().nrows(), 64, "every candidate stays available");
     assert_eq!((det.ensemble_size(), first.members().nrows()), (5, 5));
@@ -620,7 +670,7 @@ fn the_step_backs_off_by_root_two_until_half_the_members_survive_in_distribution
     let build = |lr: f32, keep: Option<f64>| {
         // Few "agree on P" rows against a window at full weight: large steps make members disagree everywhere.
         let config = EnsembleConfig {
-            ensemble_size: 8,
+            ensemble_size: EnsembleSize::Fixed(8),
             floor: 0.8,
             lr,
             step_keep: keep,
@@ -728,7 +778,11 @@ mod faithful_path {
     /// voters must).
     fn base_disagreement(base: &MetaModel, q: &Array2<f32>, seed: u64) -> f64 {
         let members = base.generate(64, Sampler::Euler, 20, seed).unwrap();
-        let config = EnsembleConfig { ensemble_size: 64, floor: config().floor, ..EnsembleConfig::untilted() };
+        let config = EnsembleConfig {
+            ensemble_size: EnsembleSize::Fixed(64),
+            floor: config().floor,
+            ..EnsembleConfig::untilted()
+        };
         let det = EnsembleDetector::new(mlp(), deployed(), p_ref(), members, config).unwrap();
         det.window_statistics(q.view(), 0).unwrap().disagreement
     }

@@ -11,7 +11,7 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
-use weightflow::detect::{EnsembleConfig, EnsembleDetector, StepRule};
+use weightflow::detect::{EnsembleConfig, EnsembleDetector, EnsembleSize, StepRule};
 use weightflow::flow::{train_meta, Coupling, MetaModel, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
 use weightflow::rng;
 use weightflow::runtime::{Detector, ExecutionProvider, OpenOptions, RuntimeError};
@@ -53,7 +53,7 @@ fn tiny_model(objective: Objective, prediction: Prediction) -> Result<MetaModel,
 
 /// Settings under which the briefly trained model's members vote (no accuracy floor), untilted.
 fn ensemble_config() -> EnsembleConfig {
-    EnsembleConfig { ensemble_size: 16, floor: 0.0, ..EnsembleConfig::untilted() }
+    EnsembleConfig { ensemble_size: EnsembleSize::Fixed(16), floor: 0.0, ..EnsembleConfig::untilted() }
 }
 
 /// A bundle around `model`: f and the pool drawn from the model itself (candle), P a random reference

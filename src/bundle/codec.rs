@@ -17,6 +17,8 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
+use crate::detect::EnsembleSize;
+
 use super::{
     Bundle, BundleError, Manifest, Section, FORMAT_VERSION, MAGIC, OLDEST_READABLE_VERSION, SECTION_ONNX,
     SECTION_TENSORS,
@@ -35,6 +37,8 @@ const T_P_LABELS: &str = "p_labels";
 const T_POOL: &str = "pool";
 /// The first format version with a stored pool.
 const POOL_SINCE: u32 = 2;
+/// The first format version whose ensemble settings may hold a per-class size or a cap on the candidates.
+const ENSEMBLE_SIZE_SINCE: u32 = 3;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -101,6 +105,15 @@ impl Bundle {
             return Err(BundleError::Invalid {
                 field: "format_version",
                 reason: format!("manifest says {}, header says {version}", manifest.format_version),
+            });
+        }
+        let e = &manifest.ensemble;
+        if version < ENSEMBLE_SIZE_SINCE
+            && (e.candidates.is_some() || !matches!(e.ensemble_size, EnsembleSize::Fixed(_)))
+        {
+            return Err(BundleError::Invalid {
+                field: "ensemble",
+                reason: format!("a per-class ensemble size or a candidate cap needs format version {ENSEMBLE_SIZE_SINCE}, the bundle says {version}"),
             });
         }
         let data = &bytes[HEADER + manifest_bytes.len()..];

@@ -24,8 +24,12 @@ pub use manifest::{Manifest, PoolSpec, Section};
 /// The first bytes of every bundle.
 pub const MAGIC: [u8; 8] = *b"WFBUNDL\0";
 /// The format version this library writes (and the newest it reads). Version 2 added the optional `pool`
-/// tensor: the candidate pool stored at export, so that opening a bundle only reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// tensor: the candidate pool stored at export, so that opening a bundle only reads. Version 3 lets the
+/// ensemble settings hold what a version-2 reader would misread or silently ignore, and so score differently
+/// from the writer: a per-class ensemble size and a cap on the candidates
+/// ([`EnsembleConfig::ensemble_size`](crate::detect::EnsembleConfig::ensemble_size),
+/// [`EnsembleConfig::candidates`](crate::detect::EnsembleConfig::candidates)). The file layout is unchanged.
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest format version this library reads (version 1: no stored pool, generated at open).
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Name of the ONNX section.

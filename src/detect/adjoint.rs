@@ -11,7 +11,7 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::config::{capped_lambda, EnsembleConfig, Selection, Statistic};
+use super::config::{capped_lambda, EnsembleConfig, EnsembleSize, Selection, Statistic};
 use super::ensemble::{EnsembleDetector, WindowStatistics};
 use super::error::{check_rows, DetectError};
 use super::method::WindowTest;
@@ -65,7 +65,8 @@ impl Default for AdjointDetectorConfig {
             q_weight: ensemble.lambda,
             lambda_rows: ensemble.lambda_rows,
             reward_rows: ensemble.refine_rows,
-            ensemble_size: ensemble.ensemble_size,
+            // The size the faithful path was measured with (docs/DETECT.md), not the pool path's per-class one.
+            ensemble_size: 32,
             ode_steps: 20,
             floor: ensemble.floor,
             statistic: ensemble.statistic,
@@ -131,7 +132,7 @@ impl AdjointDetector {
             )));
         }
         let scorer_config = EnsembleConfig {
-            ensemble_size: 1,
+            ensemble_size: EnsembleSize::Fixed(1),
             selection: Selection::Disagreeing,
             steps: 0,
             floor: config.floor,

@@ -26,6 +26,62 @@ pub enum Statistic {
     Disagreement,
 }
 
+/// How many members vote on a window (fewer when fewer candidates pass the floor).
+///
+/// Stored as a number ([`EnsembleSize::Fixed`], the only form before per-class sizes existed) or as
+/// `{"per_class": k}`; written and parsed as `M` or `k/class` (the command line's form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EnsembleSize {
+    /// Exactly this many members.
+    Fixed(usize),
+    /// k members per class of f's output, M = k·C. The best ensemble size grows with the number of classes
+    /// (measured, docs/DETECT.md "Fewer members"): with 2 classes (UCI heart) 4 members find the shift at
+    /// least as well as 32, while with 10 (digits, MNIST) 4 lose a tenth of rotation's power and 16–32 keep it.
+    PerClass {
+        /// Members per class, k.
+        per_class: usize,
+    },
+}
+
+impl EnsembleSize {
+    /// The default size of every version before per-class sizes: what a stored config without one reads as.
+    fn before_per_class() -> Self {
+        Self::Fixed(32)
+    }
+
+    /// The number of members M for a classifier with `n_classes` outputs.
+    pub fn members(self, n_classes: usize) -> usize {
+        match self {
+            Self::Fixed(m) => m,
+            Self::PerClass { per_class } => per_class.saturating_mul(n_classes),
+        }
+    }
+}
+
+impl std::fmt::Display for EnsembleSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(m) => write!(f, "{m}"),
+            Self::PerClass { per_class } => write!(f, "{per_class}/class"),
+        }
+    }
+}
+
+impl std::str::FromStr for EnsembleSize {
+    type Err = String;
+
+    /// `M` (a fixed size) or `k/class`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let count =
+            |v: &str| v.trim().parse::<usize>().map_err(|_| format!("{s:?} is not M or k/class (e.g. 32, 2/class)"));
+        match s.strip_suffix("/class") {
+            Some(k) => Ok(Self::PerClass { per_class: count(k)? }),
+            None => Ok(Self::Fixed(count(s)?)),
+        }
+    }
+}
+
 /// Which of the pool's candidates (those that pass the accuracy floor on P) vote on a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -120,8 +176,16 @@ pub const STEP_BACKOFFS: u32 = 6;
 #[serde(default)]
 pub struct EnsembleConfig {
     /// Members M that vote: M of the pool's candidates whose agreement with f on the reference sample reaches
-    /// `floor`, chosen by `selection` (fewer if fewer pass).
-    pub ensemble_size: usize,
+    /// `floor`, chosen by `selection` (fewer if fewer pass). A stored config without the field reads as the
+    /// fixed 32 of every default before per-class sizes.
+    #[serde(default = "EnsembleSize::before_per_class")]
+    pub ensemble_size: EnsembleSize,
+    /// At most this many of the pool's members that pass the floor, in pool order, are candidates; the rest of
+    /// the pool is not used. The disagreeing selection runs every candidate on the window, so this bounds its
+    /// cost: measured, 64 candidates choose as well as 256 (docs/DETECT.md "Fewer members"). `None`: the whole
+    /// pool — also what a stored config without the field reads as.
+    #[serde(default)]
+    pub candidates: Option<usize>,
     /// How the M voters are chosen among the candidates. A manifest without this field predates it and was
     /// calibrated with [`Selection::First`], so that is the value a missing field reads as.
     #[serde(default)]
@@ -178,7 +242,8 @@ impl Default for EnsembleConfig {
     /// The meta-detectron path (see docs/DETECT.md for the measurements behind these values).
     fn default() -> Self {
         Self {
-            ensemble_size: 32,
+            ensemble_size: EnsembleSize::PerClass { per_class: 2 },
+            candidates: Some(64),
             selection: Selection::Disagreeing,
             floor: 0.8,
             steps: 5,
@@ -196,9 +261,15 @@ impl Default for EnsembleConfig {
 }
 
 impl EnsembleConfig {
-    /// The untilted ensemble: the first M candidates as generated, no steps.
+    /// The untilted ensemble: the first 32 candidates as generated, no steps.
     pub fn untilted() -> Self {
-        Self { steps: 0, selection: Selection::First, ..Self::default() }
+        Self {
+            ensemble_size: EnsembleSize::Fixed(32),
+            candidates: None,
+            steps: 0,
+            selection: Selection::First,
+            ..Self::default()
+        }
     }
 
     /// Selection alone: the default's most disagreeing candidates per window, without gradient steps.
@@ -210,7 +281,8 @@ impl EnsembleConfig {
     /// absolute size 2.0, λ not capped.
     pub fn steps_only() -> Self {
         Self {
-            ensemble_size: 32,
+            ensemble_size: EnsembleSize::Fixed(32),
+            candidates: None,
             selection: Selection::First,
             steps: 10,
             step_rule: StepRule::Absolute,
@@ -229,8 +301,11 @@ impl EnsembleConfig {
     /// Checks every setting's range.
     pub fn validate(&self) -> Result<(), DetectError> {
         let bad = |name, value: String, reason| Err(DetectError::Config { name, value, reason });
-        if self.ensemble_size == 0 {
-            return bad("ensemble_size", "0".into(), "at least one member must vote");
+        if matches!(self.ensemble_size, EnsembleSize::Fixed(0) | EnsembleSize::PerClass { per_class: 0 }) {
+            return bad("ensemble_size", self.ensemble_size.to_string(), "at least one member must vote");
+        }
+        if self.candidates == Some(0) {
+            return bad("candidates", "0".into(), "at least one candidate (or the whole pool)");
         }
         if !(0.0..=1.0).contains(&self.floor) {
             return bad("floor", self.floor.to_string(), "an agreement rate in [0, 1]");
@@ -276,5 +351,39 @@ mod tests {
         assert_eq!(default_lambda.lambda_for(4), 0.2);
         let zero = EnsembleConfig { lambda_rows: Some(0), ..EnsembleConfig::default() };
         assert!(zero.validate().unwrap_err().to_string().contains("lambda_rows"));
+    }
+
+    #[test]
+    fn ensemble_sizes_resolve_per_class_and_read_as_stored_before() {
+        let per_class = EnsembleSize::PerClass { per_class: 2 };
+        assert_eq!([per_class.members(2), per_class.members(10)], [4, 20]);
+        assert_eq!(EnsembleSize::Fixed(32).members(10), 32);
+        // A number is how every manifest before per-class sizes stored the size.
+        assert_eq!(serde_json::from_str::<EnsembleSize>("32").unwrap(), EnsembleSize::Fixed(32));
+        let json = serde_json::to_string(&per_class).unwrap();
+        assert_eq!(json, r#"{"per_class":2}"#);
+        assert_eq!(serde_json::from_str::<EnsembleSize>(&json).unwrap(), per_class);
+        assert!(serde_json::from_str::<EnsembleSize>(r#"{"per_klass":2}"#).is_err());
+        for size in [per_class, EnsembleSize::Fixed(7)] {
+            assert_eq!(size.to_string().parse::<EnsembleSize>(), Ok(size));
+        }
+        assert!("2/klass".parse::<EnsembleSize>().unwrap_err().contains("k/class"));
+        assert!("-1".parse::<EnsembleSize>().is_err());
+        // A stored config without `candidates` keeps the whole pool, as it was calibrated with.
+        let mut old = serde_json::to_value(EnsembleConfig::default()).unwrap();
+        old["ensemble_size"] = 32.into();
+        old.as_object_mut().unwrap().remove("candidates");
+        let old: EnsembleConfig = serde_json::from_value(old).unwrap();
+        assert_eq!((old.ensemble_size, old.candidates), (EnsembleSize::Fixed(32), None));
+    }
+
+    #[test]
+    fn empty_ensembles_and_candidate_sets_are_refused() {
+        for size in [EnsembleSize::Fixed(0), EnsembleSize::PerClass { per_class: 0 }] {
+            let c = EnsembleConfig { ensemble_size: size, ..EnsembleConfig::default() };
+            assert!(c.validate().unwrap_err().to_string().contains("ensemble_size"));
+        }
+        let c = EnsembleConfig { candidates: Some(0), ..EnsembleConfig::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("candidates"));
     }
 }

@@ -143,9 +143,10 @@ impl EnsembleDetector {
         let agreement = agreement(&mlp, pool.view(), p_ref.view(), &p_labels)?;
         // With first-M selection only M candidates can ever vote: keep just those.
         let keep = match config.selection {
-            Selection::First => config.ensemble_size,
+            Selection::First => config.ensemble_size.members(mlp.n_classes()),
             Selection::Disagreeing => usize::MAX,
-        };
+        }
+        .min(config.candidates.unwrap_or(usize::MAX));
         let passing: Vec<usize> = (0..pool.nrows()).filter(|&m| agreement[m] >= config.floor).take(keep).collect();
         if passing.is_empty() {
             let best = agreement.iter().copied().fold(0.0, f64::max);
@@ -183,7 +184,8 @@ impl EnsembleDetector {
     }
 
     /// The candidates voters are chosen from: pool members that passed the floor at construction, in pool
-    /// order (only the first M of them with [`Selection::First`]), `[candidates, D]`.
+    /// order (at most [`EnsembleConfig::candidates`] of them, and only the first M with [`Selection::First`]),
+    /// `[candidates, D]`.
     pub fn members(&self) -> ArrayView2<'_, f32> {
         self.candidates.view()
     }
@@ -206,9 +208,10 @@ impl EnsembleDetector {
         self.vote.x.as_ref().unwrap_or(&self.p_ref).view()
     }
 
-    /// Members that vote on a window before refinement: M, or fewer when fewer candidates passed the floor.
+    /// Members that vote on a window before refinement: M ([`EnsembleConfig::ensemble_size`] for f's number of
+    /// classes), or fewer when fewer candidates passed the floor.
     pub fn ensemble_size(&self) -> usize {
-        self.config.ensemble_size.min(self.candidates.nrows())
+        self.config.ensemble_size.members(self.mlp.n_classes()).min(self.candidates.nrows())
     }
 
     /// Null statistics for each window size in `sizes`: `windows` windows of distinct rows drawn from

@@ -35,7 +35,8 @@ mod stats;
 pub use adjoint::{AdjointDetector, AdjointDetectorConfig};
 pub use calibration::{p_value, threshold, Calibration};
 pub use config::{
-    EnsembleConfig, Selection, Statistic, StepRule, BACKOFF_WINDOWS, BACKOFF_WINDOW_ROWS, CALIBRATED_CAP, STEP_BACKOFFS,
+    EnsembleConfig, EnsembleSize, Selection, Statistic, StepRule, BACKOFF_WINDOWS, BACKOFF_WINDOW_ROWS, CALIBRATED_CAP,
+    STEP_BACKOFFS,
 };
 pub use detectron::{Detectron, DetectronConfig, DetectronStatistics};
 pub use ensemble::{step, EnsembleDetector, Score, WindowStatistics};

@@ -8,7 +8,7 @@ use rand::Rng as _;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec};
 use weightflow::classifier::{Activation, Mlp};
 use weightflow::data::Standardizer;
-use weightflow::detect::{EnsembleConfig, EnsembleDetector};
+use weightflow::detect::{EnsembleConfig, EnsembleDetector, EnsembleSize};
 use weightflow::flow::{train_meta, Coupling, MetaTrainConfig, NetConfig, Objective, Prediction, Sampler};
 use weightflow::rng;
 use weightflow::space::{KaimingUniform, Layout, Source};
@@ -72,5 +72,5 @@ pub fn write_bundle(dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Members of a briefly trained model vote without an accuracy floor (as in tests/runtime.rs).
 pub fn ensemble_config() -> EnsembleConfig {
-    EnsembleConfig { ensemble_size: 16, floor: 0.0, ..EnsembleConfig::untilted() }
+    EnsembleConfig { ensemble_size: EnsembleSize::Fixed(16), floor: 0.0, ..EnsembleConfig::untilted() }
 }

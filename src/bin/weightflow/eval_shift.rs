@@ -37,8 +37,8 @@ use serde_json::json;
 use weightflow::classifier::{auroc, Activation, Mlp};
 use weightflow::data::{load_csv, CsvHeader, CsvOptions, Dataset, DatasetSpec, LabelColumn, Shift, Standardizer};
 use weightflow::detect::{
-    p_value, AdjointDetectorConfig, DetectronConfig, EnsembleConfig, Method, MethodInputs, Selection, Statistic,
-    StepRule,
+    p_value, AdjointDetectorConfig, DetectronConfig, EnsembleConfig, EnsembleSize, Method, MethodInputs, Selection,
+    Statistic, StepRule,
 };
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::rng::stream;
@@ -102,9 +102,14 @@ pub struct Args {
     /// ODE steps of the generation.
     #[arg(long, default_value_t = 60)]
     pub ode_steps: usize,
-    /// Voting members M of the ensembles.
+    /// Voting members M of the ensembles: M, or k/class for k per class of f's output (meta-detectron's
+    /// default: 2/class; the untilted ensemble's: 32).
     #[arg(long)]
-    pub ensemble_size: Option<usize>,
+    pub ensemble_size: Option<EnsembleSize>,
+    /// Meta-detectron's candidates: at most this many floor-passing pool members, in pool order (default 64; 0:
+    /// the whole pool).
+    #[arg(long)]
+    pub candidates: Option<usize>,
     /// Accuracy floor on P (agreement with f).
     #[arg(long)]
     pub floor: Option<f64>,
@@ -396,6 +401,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         refined.step_keep = (k > 0.0).then_some(k);
     }
     refined.refine_rows = args.refine_rows.unwrap_or(refined.refine_rows);
+    if let Some(c) = args.candidates {
+        refined.candidates = (c > 0).then_some(c);
+    }
     if let Some(l) = args.lambda {
         refined.lambda = (l > 0.0).then_some(l);
     }
@@ -406,7 +414,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     set(&mut untilted);
     let mut adjoint =
         AdjointDetectorConfig { floor: refined.floor, statistic: refined.statistic, ..Default::default() };
-    adjoint.ensemble_size = args.ensemble_size.unwrap_or(adjoint.ensemble_size);
+    if let Some(size) = args.ensemble_size {
+        adjoint.ensemble_size = match size {
+            EnsembleSize::Fixed(m) => m,
+            EnsembleSize::PerClass { .. } => return Err("the faithful path takes a fixed --ensemble-size M".into()),
+        };
+    }
     adjoint.tuning.iterations = args.adjoint_iters.unwrap_or(adjoint.tuning.iterations);
     adjoint.tuning.lr = args.adjoint_lr.unwrap_or(adjoint.tuning.lr);
     adjoint.tuning.lambda = args.adjoint_lambda.unwrap_or(adjoint.tuning.lambda);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use weightflow::bundle::{Bundle, Manifest, PoolSpec, FORMAT_VERSION};
 use weightflow::classifier::{Activation, Mlp};
-use weightflow::detect::{EnsembleConfig, StepRule};
+use weightflow::detect::{EnsembleConfig, EnsembleSize, StepRule};
 use weightflow::eval::EvalData;
 use weightflow::flow::{MetaModel, Sampler};
 use weightflow::runtime::{Detector, OpenOptions};
@@ -69,9 +69,13 @@ pub struct BuildArgs {
     /// Seed of the candidates' source samples.
     #[arg(long, default_value_t = 0)]
     pub pool_seed: u64,
-    /// Members that vote (the detector's ensemble size).
+    /// Members that vote (the detector's ensemble size): M, or k/class for k per class of f's output.
     #[arg(long, default_value_t = EnsembleConfig::default().ensemble_size)]
-    pub ensemble_size: usize,
+    pub ensemble_size: EnsembleSize,
+    /// Candidates the voters are chosen from: at most this many floor-passing members of the pool, in pool
+    /// order (0: the whole pool).
+    #[arg(long, default_value_t = EnsembleConfig::default().candidates.unwrap_or(0))]
+    pub candidates: usize,
     /// Accuracy floor on P: least agreement with f a member needs to vote.
     #[arg(long, default_value_t = EnsembleConfig::default().floor)]
     pub floor: f64,
@@ -155,6 +159,7 @@ pub fn build(
     let p_labels = mlp.predict(f.view().insert_axis(ndarray::Axis(0)), data.train.x.view())?;
     let config = EnsembleConfig {
         ensemble_size: args.ensemble_size,
+        candidates: (args.candidates > 0).then_some(args.candidates),
         floor: args.floor,
         steps: args.refine_steps,
         step_rule: args.refine_step_rule,

@@ -71,8 +71,9 @@ enum Command {
     Export(export::Args),
     /// Score one window of live inputs (a CSV) with a bundle or a meta-model and its trajectories: p-value, verdict.
     Detect(detect::Args),
+    // Boxed: its many protocol flags make it the largest variant by far.
     /// The shift-detection protocol: every method's power, calibration and latency on the same windows.
-    EvalShift(eval_shift::Args),
+    EvalShift(Box<eval_shift::Args>),
     /// The README's main job on the embedded UCI heart data: trajectories → meta-model → report → bundle → a scored window.
     Quickstart(quickstart::Args),
 }
@@ -90,7 +91,7 @@ fn main() -> std::process::ExitCode {
         Command::EvalGen(a) => eval_gen::run(a),
         Command::PlotGen(a) => plot_gen::run(a),
         Command::Export(a) => export::run(a),
-        Command::EvalShift(a) => eval_shift::run(a),
+        Command::EvalShift(a) => eval_shift::run(*a),
         Command::Detect(a) => detect::run(a),
         Command::Quickstart(a) => quickstart::run(a),
     };
