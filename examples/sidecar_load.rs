@@ -3,15 +3,18 @@
 //! ```text
 //! cargo run --release --example sidecar -- --bundle B --listen 127.0.0.1:8080 &
 //! cargo run --release --example sidecar_load -- --bundle B --addr 127.0.0.1:8080 [--seconds 60] [--window 20]
-//!     [--clients 8] [--json]
+//!     [--clients 8] [--connection keep-alive|close] [--json]
 //! ```
 //!
 //! First it opens the same bundle in-process and times 200 sequential windows (the single-window benchmark's
 //! median), which predicts the throughput the machine can reach: cores ÷ median window time. Then `--clients`
 //! threads post UCI-heart windows of `--window` rows (shifted and in-distribution, alternating) for `--seconds`
 //! and it reports requests/s, the fraction of the prediction reached, p50/p99 latency and failed requests.
+//! Each client keeps one HTTP/1.1 connection open, as a service calling its sidecar does
+//! (`--connection close` opens a new connection per request instead: the loopback TCP handshake and teardown
+//! then cost both sides as much CPU as a UCI window's scoring, docs/PERFORMANCE.md).
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,6 +28,7 @@ struct Args {
     seconds: u64,
     window: usize,
     clients: usize,
+    keep_alive: bool,
     json: bool,
 }
 
@@ -35,6 +39,7 @@ fn args() -> Result<Args, String> {
         seconds: 60,
         window: 20,
         clients: 2 * std::thread::available_parallelism().map_or(1, usize::from),
+        keep_alive: true,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -51,6 +56,13 @@ fn args() -> Result<Args, String> {
             "--seconds" => a.seconds = value.parse().map_err(|e| bad(&e))?,
             "--window" => a.window = value.parse().map_err(|e| bad(&e))?,
             "--clients" => a.clients = value.parse().map_err(|e| bad(&e))?,
+            "--connection" => {
+                a.keep_alive = match value.as_str() {
+                    "keep-alive" => true,
+                    "close" => false,
+                    _ => return Err(bad(&"expected keep-alive or close")),
+                }
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -60,18 +72,69 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn post(addr: SocketAddr, body: &str) -> Result<(), String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST /score HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).and_then(|()| s.write_all(body.as_bytes())).map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    s.read_to_string(&mut response).map_err(|e| e.to_string())?;
-    match response.split(' ').nth(1) {
-        Some("200") => Ok(()),
-        _ => Err(response.lines().last().unwrap_or("").to_owned()),
+/// One client's connection to the sidecar: kept open across requests (keep-alive), or opened per request.
+struct Client {
+    addr: SocketAddr,
+    keep_alive: bool,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+impl Client {
+    /// POST `body` to /score and read the whole response; Ok on status 200. A kept connection that fails is
+    /// dropped, so the next request opens a new one.
+    fn post(&mut self, body: &str) -> Result<(), String> {
+        let result = self.exchange(body);
+        if result.is_err() || !self.keep_alive {
+            self.conn = None;
+        }
+        result
+    }
+
+    fn exchange(&mut self, body: &str) -> Result<(), String> {
+        let conn = match &mut self.conn {
+            Some(c) => c,
+            None => {
+                let stream = TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+                // No Nagle: on a kept connection a request held back for the server's delayed ACK waits 40 ms.
+                stream.set_nodelay(true).map_err(|e| e.to_string())?;
+                self.conn.insert(BufReader::new(stream))
+            }
+        };
+        let head = format!(
+            "POST /score HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+             Connection: {}\r\n\r\n",
+            self.addr,
+            body.len(),
+            if self.keep_alive { "keep-alive" } else { "close" }
+        );
+        // One write for head and body: one segment per request.
+        conn.get_mut().write_all((head + body).as_bytes()).map_err(|e| e.to_string())?;
+        // Status line and headers up to the blank line, then exactly Content-Length bytes of body.
+        let mut line = String::new();
+        let (mut status, mut length) = (None, None);
+        loop {
+            line.clear();
+            if conn.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
+                return Err("the sidecar closed the connection mid-response".into());
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if status.is_none() {
+                status = l.split(' ').nth(1).map(str::to_owned);
+            } else if let Some((name, value)) = l.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                }
+            }
+        }
+        let mut response = vec![0u8; length.ok_or("a response without Content-Length")?];
+        conn.read_exact(&mut response).map_err(|e| e.to_string())?;
+        match status.as_deref() {
+            Some("200") => Ok(()),
+            other => Err(format!("status {other:?}: {}", String::from_utf8_lossy(&response))),
+        }
     }
 }
 
@@ -125,10 +188,11 @@ fn run() -> Result<(), String> {
                 let bodies = &bodies;
                 scope.spawn(move || {
                     let (mut latencies, mut failed) = (Vec::new(), 0);
+                    let mut client = Client { addr: a.addr, keep_alive: a.keep_alive, conn: None };
                     let mut i = c;
                     while Instant::now() < deadline {
                         let t = Instant::now();
-                        match post(a.addr, &bodies[i % bodies.len()]) {
+                        match client.post(&bodies[i % bodies.len()]) {
                             Ok(()) => latencies.push(t.elapsed().as_secs_f64()),
                             Err(e) => {
                                 failed += 1;
@@ -153,6 +217,7 @@ fn run() -> Result<(), String> {
     let (p50, p99) = (quantile(&latencies, 0.5), quantile(&latencies, 0.99));
     let report = serde_json::json!({
         "window": a.window, "clients": a.clients, "seconds": a.seconds, "cores": cores,
+        "connection": if a.keep_alive { "keep-alive" } else { "close" },
         "single_window_ms_median": quantile(&single, 0.5) * 1e3, "predicted_rps": predicted,
         "requests": latencies.len(), "failed": failed, "rps": throughput, "fraction_of_predicted": throughput / predicted,
         "latency_ms_p50": p50 * 1e3, "latency_ms_p99": p99 * 1e3, "p99_over_p50": p99 / p50,
