@@ -67,6 +67,10 @@ fn bad_input_exits_1_with_a_message() -> Result<(), Box<dyn std::error::Error>> 
     let out = weightflow().args(["train-base", "--dataset", "cifar", "--out", "x"]).output()?;
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("uci-heart"));
+    // So is an ensemble size that is neither M nor k/class, with the forms it takes.
+    let out = weightflow().args(["eval-shift", "--dataset", "uci-heart", "--ensemble-size", "2/klass"]).output()?;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("k/class"), "{}", String::from_utf8_lossy(&out.stderr));
     Ok(())
 }
 
@@ -157,7 +161,7 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
         "--floor",
         "0",
         "--ensemble-size",
-        "8",
+        "4/class",
         "--refine-steps",
         "0",
         "--refine-step-rule",
@@ -180,12 +184,12 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     let window = ndarray::Array2::from_shape_fn((5, 9), |(i, j)| (i * 9 + j) as f32 / 10.0);
     let score = det.score(window.view(), 1)?;
     assert!((0.0..=1.0).contains(&score.p_value) && score.ensemble_size == 8, "{score:?}");
-    // The settings reach the bundle; the pool is stored: what onnxruntime generates from the pool seed
-    // (export's --pool-seed 0), bit for bit.
+    // The settings reach the bundle (4 per class of UCI heart's 2: the 8 voters above); the pool is stored:
+    // what onnxruntime generates from the pool seed (export's --pool-seed 0), bit for bit.
     let ensemble = &det.bundle().manifest.ensemble;
     assert_eq!(
         (ensemble.steps, ensemble.lr, ensemble.ensemble_size, ensemble.floor),
-        (0, 0.25, weightflow::detect::EnsembleSize::Fixed(8), 0.0)
+        (0, 0.25, weightflow::detect::EnsembleSize::PerClass { per_class: 4 }, 0.0)
     );
     assert_eq!(ensemble.step_rule, weightflow::detect::StepRule::LayerRelative);
     assert!(det.info().pool_stored);
