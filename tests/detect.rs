@@ -37,10 +37,18 @@ fn pool(m: usize, rng: &mut Rng) -> Array2<f32> {
     Array2::from_shape_fn((m, 6), |(_, j)| f[j] + noise.sample(rng))
 }
 
-fn detector(config: EnsembleConfig) -> EnsembleDetector {
+/// The reference sample (200 in-distribution rows) and a pool of `m` perturbed copies of f, both drawn from
+/// seed 1, and a window of 10 rows shifted towards (1.5, 1.5).
+fn reference_pool_and_window(m: usize) -> (Array2<f32>, Array2<f32>, Array2<f32>) {
     let mut r = rng(1);
     let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
-    EnsembleDetector::new(mlp(), deployed(), p_ref, pool(64, &mut r), config).unwrap()
+    let pool = pool(m, &mut r);
+    (p_ref, pool, gaussian(10, [1.5, 1.5], 1.0, &mut rng(9)))
+}
+
+fn detector(config: EnsembleConfig) -> EnsembleDetector {
+    let (p_ref, pool, _) = reference_pool_and_window(64);
+    EnsembleDetector::new(mlp(), deployed(), p_ref, pool, config).unwrap()
 }
 
 #[test]
@@ -338,10 +346,7 @@ fn calibration_windows_do_not_depend_on_how_many_are_drawn() -> TestResult {
 
 #[test]
 fn voters_are_checked_on_a_fixed_subsample_of_at_most_vote_rows_of_p_ref() -> TestResult {
-    let mut r = rng(1);
-    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
-    let candidates = pool(64, &mut r);
-    let q = gaussian(10, [1.5, 1.5], 1.0, &mut rng(9));
+    let (p_ref, candidates, q) = reference_pool_and_window(64);
     // Fixed first-M voters (whose reference entropies are computed once) and per-window voters (computed per
     // window), both without steps, whose P_sub would draw from all of P_ref.
     for base in [EnsembleConfig::untilted(), EnsembleConfig::selected()] {
@@ -377,10 +382,7 @@ fn voters_are_checked_on_a_fixed_subsample_of_at_most_vote_rows_of_p_ref() -> Te
 
 #[test]
 fn the_default_votes_two_members_per_class_chosen_from_the_first_64_candidates() -> TestResult {
-    let mut r = rng(1);
-    let p_ref = gaussian(200, [0.0, 0.0], 1.0, &mut r);
-    let big = pool(100, &mut r);
-    let q = gaussian(10, [1.5, 1.5], 1.0, &mut rng(9));
+    let (p_ref, big, q) = reference_pool_and_window(100);
     // Floor 0: every pool member is a candidate, so the cap keeps exactly the pool's first 64.
     let config = EnsembleConfig { floor: 0.0, ..EnsembleConfig::default() };
     let det = EnsembleDetector::new(mlp(), deployed(), p_ref.clone(), big.clone(), config.clone())?;
@@ -402,7 +404,7 @@ fn the_default_votes_two_members_per_class_chosen_from_the_first_64_candidates()
     }
     // With ten classes the default is 20 voters; a fixed size stays as given.
     let ten = Mlp::new(Layout::parse("2-10").unwrap(), Activation::Relu);
-    let d = ten.layout.dim();
+    let (d, mut r) = (ten.layout.dim(), rng(2));
     let f = Array1::from_shape_fn(d, |_| r.random_range(-1.0f32..1.0));
     let pool_10 = Array2::from_shape_fn((40, d), |_| r.random_range(-1.0f32..1.0));
     let det = EnsembleDetector::new(ten.clone(), f.clone(), p_ref.clone(), pool_10.clone(), config.clone())?;

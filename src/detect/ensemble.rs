@@ -323,8 +323,8 @@ impl EnsembleDetector {
     }
 
     /// The floor on P_ref, then the statistics of the members that pass it. One forward pass of the members
-    /// over P_ref's vote rows and the window together serves the floor (argmax), the reference entropies and the
-    /// window's (softmax); f's share of the reference side is precomputed.
+    /// over P_ref's vote rows serves both the floor (argmax) and the reference entropies (softmax); f's share of
+    /// both is precomputed. The window's pass covers every member, so it never runs on an empty batch.
     fn vote(
         &self,
         q: ArrayView2<'_, f32>,
@@ -332,11 +332,9 @@ impl EnsembleDetector {
         q_labels: &[usize],
         members: Array2<f32>,
     ) -> Result<WindowStatistics, DetectError> {
-        let n_ref = self.vote_rows().nrows();
-        let x = concatenate(Axis(0), &[self.vote_rows(), q.view()]).expect("equal widths");
-        let probs = self.mlp.probabilities(members.view(), x.view())?;
-        let (on_ref, on_q) = probs.view().split_at(Axis(1), n_ref);
-        let agreement = agreement_rates(argmax(on_ref).view(), &self.vote.labels);
+        let on_ref = self.mlp.probabilities(members.view(), self.vote_rows())?;
+        let on_q = self.mlp.probabilities(members.view(), q)?;
+        let agreement = agreement_rates(argmax(on_ref.view()).view(), &self.vote.labels);
         let keep: Vec<usize> = (0..members.nrows()).filter(|&m| agreement[m] >= self.config.floor).collect();
         let reference = ensemble_entropies(self.vote.f_probs.view(), on_ref.select(Axis(0), &keep).view())?;
         self.statistics(f_q_probs, q_labels, on_q.select(Axis(0), &keep).view(), &reference)
