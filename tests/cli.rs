@@ -278,6 +278,34 @@ fn tiny_set_and_meta(
 }
 
 #[test]
+fn train_meta_takes_a_functional_term_and_refuses_it_where_it_cannot_apply() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let (traj, _, _) = tiny_set_and_meta(dir.path(), "uci-heart", "9-4-2")?;
+    let meta = dir.path().join("f");
+    let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet"];
+    let paths = [std::path::Path::new("--trajectories"), &traj, std::path::Path::new("--out"), &meta];
+    ok(run(&[&flow[..], &["--function-weight", "30", "--function-rows", "16"]].concat(), &paths)?)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
+    assert_eq!(manifest["training"]["functional"], serde_json::json!({"weight": 30.0, "rows": 16}));
+    // Without the flag the manifest has no such field, as before the term existed.
+    ok(run(&flow, &paths)?)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
+    assert!(manifest["training"].get("functional").is_none(), "{}", manifest["training"]);
+
+    for (extra, says) in [
+        (&["--function-rows", "16"][..], "--function-weight"),
+        (&["--function-weight", "30", "--objective", "mmfm"][..], "functional"),
+        (&["--function-weight=-1"][..], "functional"),
+    ] {
+        let bad = run(&[&flow[..], extra].concat(), &paths)?;
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(1), "{extra:?}: {stderr}");
+        assert!(stderr.contains(says) && !stderr.contains("panicked"), "{extra:?}: {stderr}");
+    }
+    Ok(())
+}
+
+#[test]
 fn tune_writes_tuned_models_with_curves_and_refuses_bad_rewards() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let (traj, meta, out) = tiny_set_and_meta(dir.path(), "uci-heart", "9-4-2")?;

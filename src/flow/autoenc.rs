@@ -40,6 +40,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use super::error::CandleContext;
+use super::functional::kl_mean;
 use super::io::{read_checked_manifest, read_checked_tensors, safetensors_bytes, save_pair};
 use super::net::{linear, seeded_init};
 use super::optim::AdamWEma;
@@ -452,13 +453,6 @@ pub fn train_autoencoder(
         activation: None,
     };
     WeightAutoencoder::from_parts(info, weights, device)
-}
-
-/// Mean over classifiers and rows of KL(p ‖ q), from log-probabilities `log_p` and logits `q_logits`
-/// `[M, B, C]`.
-fn kl_mean(log_p: &Tensor, q_logits: &Tensor) -> candle_core::Result<Tensor> {
-    let log_q = log_softmax(q_logits, D::Minus1)?;
-    (log_p.exp()? * (log_p - log_q)?)?.sum(D::Minus1)?.mean_all()
 }
 
 impl WeightAutoencoder {

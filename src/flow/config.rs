@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContextConfig, Coupling, Error, NetConfig, Result};
+use super::{ContextConfig, Coupling, Error, FunctionalConfig, NetConfig, Result};
 use crate::space::SourceKind;
 
 /// The training objective (METHOD.md §2).
@@ -105,6 +105,11 @@ pub struct MetaTrainConfig {
     /// unconditioned meta-model (and the field is absent from files, which older builds therefore still read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextConfig>,
+    /// The functional term of weight-space CFM (module `functional`; trained with
+    /// [`super::train_meta_functional`], which supplies its data rows). None: the weight-space loss alone, and
+    /// the field is absent from files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub functional: Option<FunctionalConfig>,
 }
 
 impl Default for MetaTrainConfig {
@@ -141,6 +146,7 @@ impl MetaTrainConfig {
             sigma: if objective == Objective::Jko { JKO_SIGMA } else { 1e-2 },
             seed: 0,
             context: None,
+            functional: None,
         }
     }
 
@@ -172,6 +178,17 @@ impl MetaTrainConfig {
             }
             Some(c) => c.validate()?,
             None => {}
+        }
+        if let Some(f) = &self.functional {
+            f.validate()?;
+            if self.objective != Objective::Cfm || self.prediction != Prediction::Endpoint || self.context.is_some() {
+                return Err(Error::Config {
+                    field: "functional",
+                    reason: "the functional term trains an unconditioned CFM model that predicts endpoints (each \
+                             row's endpoint is a trained run to compare predictions with)"
+                        .into(),
+                });
+            }
         }
         if self.steps == 0 {
             return Err(Error::Config { field: "steps", reason: "must be ≥ 1".into() });

@@ -34,6 +34,7 @@ mod context;
 mod coupling;
 mod error;
 mod export;
+mod functional;
 mod io;
 pub(crate) mod model;
 mod net;
@@ -55,6 +56,7 @@ pub use config::{knots, LrSchedule, MetaTrainConfig, Objective, Prediction, ENDP
 pub use context::{ContextConfig, ContextEncoder, ContextSet, ContextTasks};
 pub use coupling::{ot_pairing, squared_distances, Coupling};
 pub use error::{Error, Result};
+pub use functional::FunctionalConfig;
 pub use io::{
     data_digest, LatentRecord, MetaManifest, TuningRecord, META_FORMAT, META_MANIFEST, META_VERSION, META_WEIGHTS,
 };
@@ -64,4 +66,4 @@ pub use sampler::Sampler;
 pub use scaling::{Scaling, SCALE_FLOOR};
 pub use spline::NaturalCubicSpline;
 pub(crate) use train::sorted_vars;
-pub use train::{prepared_trajectories, train_meta, train_meta_conditioned, train_meta_latent};
+pub use train::{prepared_trajectories, train_meta, train_meta_conditioned, train_meta_functional, train_meta_latent};

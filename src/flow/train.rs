@@ -8,6 +8,7 @@ use ndarray::{Array2, Array3, ArrayView3, Axis};
 
 use super::context::draw_step;
 use super::error::CandleContext;
+use super::functional::FunctionalTerm;
 use super::model::ModelInfo;
 use super::net::{seeded_init, PotentialNet, VelocityNet};
 use super::objective::{Batch, BatchSampler};
@@ -15,8 +16,8 @@ use super::optim::AdamWEma;
 use super::precond::{PrecondStats, StepStats, MIN_VAR, PRECOND_PREFIX};
 use super::space::FlowSource;
 use super::{
-    align_trajectories, autoencoder_inputs, data_digest, ContextEncoder, ContextTasks, Coupling, Error, LrSchedule,
-    MetaModel, MetaTrainConfig, Objective, Result, Scaling, WeightAutoencoder,
+    align_trajectories, autoencoder_inputs, data_digest, ContextEncoder, ContextTasks, Coupling, Error, FunctionData,
+    LrSchedule, MetaModel, MetaTrainConfig, Objective, Result, Scaling, WeightAutoencoder,
 };
 use crate::rng;
 use crate::space::{Layout, SourceKind};
@@ -29,6 +30,8 @@ const STREAM_ALIGN: u64 = 2;
 const STREAM_PRECOND: u64 = 3;
 /// Stream of the context sets and guidance drops.
 const STREAM_CONTEXT: u64 = 4;
+/// Stream of the functional term's data rows (its own, so models without the term train as before it existed).
+const STREAM_FUNCTION: u64 = 5;
 
 /// Steps averaged into [`MetaModel::final_loss`].
 const FINAL_LOSS_WINDOW: usize = 100;
@@ -66,7 +69,26 @@ pub fn train_meta(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<MetaModel> {
-    train_weights(layout, trajectories, None, cfg, device, progress)
+    train_weights(layout, trajectories, None, None, cfg, device, progress)
+}
+
+/// [`train_meta`] with the functional term of `cfg.functional` (module `functional`): predicted endpoints
+/// must predict like their runs on the rows of `function` (standardised as the base runs saw them).
+pub fn train_meta_functional(
+    layout: &Layout,
+    trajectories: ArrayView3<f32>,
+    cfg: &MetaTrainConfig,
+    function: FunctionData<'_>,
+    device: &Device,
+    progress: &mut dyn FnMut(usize, usize, f32),
+) -> Result<MetaModel> {
+    if cfg.functional.is_none() {
+        return Err(Error::Config {
+            field: "functional",
+            reason: "train_meta_functional needs functional settings (MetaTrainConfig::functional)".into(),
+        });
+    }
+    train_weights(layout, trajectories, None, Some(function), cfg, device, progress)
 }
 
 /// Trains a context-conditioned CFM meta-model (module `context`): every run of `trajectories` belongs to the
@@ -91,7 +113,7 @@ pub fn train_meta_conditioned(
     tasks.check(layout, trajectories.dim().0)?;
     match latent {
         Some(ae) => train_latent(layout, trajectories, ae, Some(tasks), cfg, device, progress),
-        None => train_weights(layout, trajectories, Some(tasks), cfg, device, progress),
+        None => train_weights(layout, trajectories, Some(tasks), None, cfg, device, progress),
     }
 }
 
@@ -110,11 +132,18 @@ fn train_weights(
     layout: &Layout,
     trajectories: ArrayView3<f32>,
     tasks: Option<&ContextTasks>,
+    function: Option<FunctionData<'_>>,
     cfg: &MetaTrainConfig,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<MetaModel> {
     check_tasks(cfg, tasks)?;
+    if cfg.functional.is_some() && function.is_none() {
+        return Err(Error::Config {
+            field: "functional",
+            reason: "the functional term needs data rows: train with train_meta_functional".into(),
+        });
+    }
     let started = Instant::now();
     let (r, k1, d) = trajectories.dim();
     if d != layout.dim() || r == 0 || k1 < 2 {
@@ -134,7 +163,13 @@ fn train_weights(
         row.iter_mut().zip(&scale).for_each(|(v, s)| *v /= s);
     }
     let source = FlowSource::weights(layout, cfg.source, &scaling)?;
-    let (weights, final_loss) = fit(traj.view(), &source, layout, tasks, cfg, device, progress)?;
+    let functional = match (&cfg.functional, function) {
+        (Some(f), Some(data)) => {
+            Some(FunctionalTerm::new(layout, data, f, &scale, rng::stream(cfg.seed, STREAM_FUNCTION), device)?)
+        }
+        _ => None,
+    };
+    let (weights, final_loss) = fit(traj.view(), &source, layout, tasks, functional, cfg, device, progress)?;
     let info = ModelInfo {
         layout: layout.clone(),
         config: cfg.clone(),
@@ -187,6 +222,12 @@ fn train_latent(
     if cfg.objective != Objective::Cfm {
         return refuse("objective", format!("a latent-space meta-model is trained with CFM, not {:?}", cfg.objective));
     }
+    if cfg.functional.is_some() {
+        return refuse(
+            "functional",
+            "the functional term is for weight space; an autoencoder has its own (train-vae --function-weight)".into(),
+        );
+    }
     if cfg.coupling == Coupling::Trajectory {
         return refuse(
             "coupling",
@@ -210,7 +251,8 @@ fn train_latent(
     // never read.
     let mut z = Array3::<f32>::zeros((r, 2, l));
     z.index_axis_mut(Axis(1), 1).assign(&(latents / scaling.scales[0]));
-    let (weights, final_loss) = fit(z.view(), &FlowSource::Latent { dim: l }, layout, tasks, cfg, device, progress)?;
+    let source = FlowSource::Latent { dim: l };
+    let (weights, final_loss) = fit(z.view(), &source, layout, tasks, None, cfg, device, progress)?;
     let info = ModelInfo {
         layout: layout.clone(),
         config: cfg.clone(),
@@ -228,13 +270,16 @@ fn train_latent(
 
 /// The training loop shared by both spaces: `cfg.steps` AdamW steps on the objective's minibatches of the
 /// scaled trajectories `z` `[R, K+1, d]` with fresh samples of `source`, each row conditioned on a context
-/// set of its run's task when `tasks` are given (base classifiers of `layout`). Returns the sampling weights
-/// (sorted by name; the EMA copy when kept) and the mean loss of the last steps.
+/// set of its run's task when `tasks` are given (base classifiers of `layout`), plus the `functional` term when
+/// given. Returns the sampling weights (sorted by name; the EMA copy when kept) and the mean loss of the last
+/// steps.
+#[allow(clippy::too_many_arguments)]
 fn fit<'a>(
     z: ArrayView3<'a, f32>,
     source: &'a FlowSource,
     layout: &Layout,
     tasks: Option<&ContextTasks>,
+    mut functional: Option<FunctionalTerm<'_>>,
     cfg: &MetaTrainConfig,
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
@@ -292,7 +337,15 @@ fn fit<'a>(
             None => None,
         };
         let endpoint = precond.as_ref().filter(|_| cfg.predicts_endpoint());
-        let loss = loss(&net, &batch, c.as_ref(), endpoint, device)?;
+        let resid = residual(&net, &batch, c.as_ref(), endpoint, device)?;
+        let mut loss = resid.sqr().and_then(|r| r.sum(1)).and_then(|r| r.mean(0)).op("loss")?;
+        if let Some(f) = functional.as_mut() {
+            // The residual is x̂_1 − y with y = x + (1 − t)(x_1 − x_0), so x̂_1 = residual + y.
+            let runs = batch.runs.as_deref().expect("CFM batches name their runs");
+            let x1 = z.index_axis(Axis(1), k).select(Axis(0), runs);
+            let x_hat = (resid + to_tensor(&path_endpoints(&batch), device)?).op("predicted endpoints")?;
+            loss = (loss + f.term(&x_hat, &x1)?).op("loss")?;
+        }
         let value = loss.to_scalar::<f32>().op("read loss")?;
         if !value.is_finite() {
             return Err(Error::Diverged { step, loss: value });
@@ -383,11 +436,20 @@ pub(crate) fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     v
 }
 
-/// Mean over the batch of ‖v(x, t) − target‖² (velocity), ‖x̂_1(x, t) − (x + (1 − t)·target)‖² (endpoint
-/// prediction with the preconditioner's statistics `endpoint`: x + (1 − t)(x_1 − x_0) is the endpoint x_1 of
-/// the straight path through x), or ‖τ ∇V(x, t) + target‖² (JKO).
-/// `c` `[B, cond_dim]`: each row's conditioning vector (context-conditioned models).
-fn loss(
+/// y = x + (1 − t)·target for every row of a velocity batch: the endpoint of the path's tangent through x.
+fn path_endpoints(batch: &Batch) -> Array2<f32> {
+    let mut y = batch.x.clone();
+    for ((mut row, u), &t) in y.rows_mut().into_iter().zip(batch.target.rows()).zip(&batch.t) {
+        row.zip_mut_with(&u, |y, &u| *y += (1.0 - t) * u);
+    }
+    y
+}
+
+/// The per-row residual `[B, D]` whose squared norm, averaged over the batch, is the loss: v(x, t) − target
+/// (velocity), x̂_1(x, t) − (x + (1 − t)·target) (endpoint prediction with the preconditioner's statistics
+/// `endpoint`: x + (1 − t)(x_1 − x_0) is the endpoint x_1 of the straight path through x), or
+/// τ ∇V(x, t) + target (JKO). `c` `[B, cond_dim]`: each row's conditioning vector (context-conditioned models).
+fn residual(
     net: &Net,
     batch: &Batch,
     c: Option<&Tensor>,
@@ -412,5 +474,5 @@ fn loss(
         }
         (Net::Potential(_), None) => unreachable!("JKO batches carry τ"),
     };
-    resid.sqr().and_then(|r| r.sum(1)).and_then(|r| r.mean(0)).op("loss")
+    Ok(resid)
 }

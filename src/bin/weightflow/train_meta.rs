@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 use weightflow::flow::{
-    data_digest, train_meta, train_meta_conditioned, train_meta_latent, ContextConfig, Coupling, LrSchedule,
-    MetaTrainConfig, Objective, Prediction, WeightAutoencoder,
+    data_digest, train_meta, train_meta_conditioned, train_meta_functional, train_meta_latent, ContextConfig, Coupling,
+    FunctionData, FunctionalConfig, LrSchedule, MetaTrainConfig, Objective, Prediction, WeightAutoencoder,
 };
 use weightflow::space::SourceKind;
 use weightflow::train::{device, DeviceKind};
@@ -84,6 +84,13 @@ pub struct Args {
     /// Probability of training a row on the null context, for classifier-free guidance (with --context).
     #[arg(long)]
     pub context_drop: Option<f32>,
+    /// Weight of the functional term (weight-space CFM): each predicted endpoint must predict like the trained
+    /// run it is regressed on (KL on the training rows), beside the weight-space loss. 0 (default) turns it off.
+    #[arg(long)]
+    pub function_weight: Option<f64>,
+    /// Training rows per step of the functional term (with --function-weight).
+    #[arg(long)]
+    pub function_rows: Option<usize>,
     /// Skip the weight-matching alignment of the runs (an ablation: expect collapse).
     #[arg(long)]
     pub no_align: bool,
@@ -141,6 +148,14 @@ impl Args {
         } else if context_flags {
             return Err("--context-size, --context-width and --context-drop need --context".into());
         }
+        c.functional = match (self.function_weight, self.function_rows) {
+            (None | Some(0.0), None) => None,
+            (None | Some(0.0), Some(_)) => return Err("--function-rows needs --function-weight > 0".into()),
+            (Some(weight), rows) => {
+                let rows = rows.unwrap_or(FunctionalConfig::default().rows);
+                Some(FunctionalConfig { weight, rows })
+            }
+        };
         Ok(c)
     }
 }
@@ -202,6 +217,11 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let model = match (&tasks, &autoencoder) {
         (Some(t), ae) => train_meta_conditioned(&m.layout, sets.thetas(), t, ae.as_ref(), &cfg, &dev, &mut progress)?,
         (None, Some(ae)) => train_meta_latent(&m.layout, sets.thetas(), ae, &cfg, &dev, &mut progress)?,
+        (None, None) if cfg.functional.is_some() => {
+            let rows = sets.training_rows()?;
+            let function = FunctionData { activation: m.activation, x: rows.view() };
+            train_meta_functional(&m.layout, sets.thetas(), &cfg, function, &dev, &mut progress)?
+        }
         (None, None) => train_meta(&m.layout, sets.thetas(), &cfg, &dev, &mut progress)?,
     };
     bar.finish_and_clear();

@@ -133,9 +133,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     ));
     let dev = device(args.device)?;
     let data = sets.data()?;
-    // The functional term compares predictions on the training rows of every task.
-    let views: Vec<_> = data.iter().map(|d| d.train.x.view()).collect();
-    let rows = ndarray::concatenate(ndarray::Axis(0), &views)?;
+    let rows = sets.training_rows()?;
     let function = FunctionData { activation: m.activation, x: rows.view() };
     let bar = output::progress(cfg.steps as u64, "train-vae", args.quiet);
     let ae = train_autoencoder(&m.layout, sets.thetas(), &cfg, Some(function), &dev, &mut |step, _total, loss| {
