@@ -77,14 +77,6 @@ impl TaskSets {
         Ok(self.sets.iter().map(|s| EvalData::from_manifest(&s.manifest)).collect::<Result<_, _>>()?)
     }
 
-    /// The training rows of every task, one after another (standardised as the base runs saw them): the rows on
-    /// which the functional terms of `train-vae` and `train-meta` compare predictions.
-    pub fn training_rows(&self) -> Result<ndarray::Array2<f32>, Box<dyn std::error::Error>> {
-        let data = self.data()?;
-        let views: Vec<_> = data.iter().map(|d| d.train.x.view()).collect();
-        Ok(ndarray::concatenate(ndarray::Axis(0), &views)?)
-    }
-
     /// The context pools (each set's training split) and every run's task, for `train_meta_conditioned`.
     pub fn context_tasks(&self) -> Result<ContextTasks, Box<dyn std::error::Error>> {
         let pools = self.data()?.into_iter().map(|d| context_pool(&d)).collect();
@@ -108,4 +100,11 @@ pub fn context_pool(data: &EvalData) -> ContextSet {
 /// `paths` in words for messages.
 pub fn describe(paths: &[PathBuf]) -> String {
     paths.iter().map(|p: &PathBuf| Path::display(p).to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The training rows of every task's `data`, one after another (standardised as the base runs saw them): the
+/// rows on which the functional terms of `train-vae` and `train-meta` compare predictions.
+pub fn training_rows(data: &[EvalData]) -> Result<ndarray::Array2<f32>, ndarray::ShapeError> {
+    let views: Vec<_> = data.iter().map(|d| d.train.x.view()).collect();
+    ndarray::concatenate(ndarray::Axis(0), &views)
 }

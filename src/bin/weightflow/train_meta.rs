@@ -14,7 +14,7 @@ use weightflow::train::{device, DeviceKind};
 
 use crate::args::{kebab, widths};
 use crate::output;
-use crate::tasks::{describe, TaskSets};
+use crate::tasks::{describe, training_rows, TaskSets};
 
 /// Command-line arguments of `train-meta`; unset settings take [`MetaTrainConfig::for_objective`]'s values.
 /// `Default` equals the command line with only the required paths given (empty here), so callers such as
@@ -218,7 +218,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         (Some(t), ae) => train_meta_conditioned(&m.layout, sets.thetas(), t, ae.as_ref(), &cfg, &dev, &mut progress)?,
         (None, Some(ae)) => train_meta_latent(&m.layout, sets.thetas(), ae, &cfg, &dev, &mut progress)?,
         (None, None) if cfg.functional.is_some() => {
-            let rows = sets.training_rows()?;
+            let rows = training_rows(&sets.data()?)?;
             let function = FunctionData { activation: m.activation, x: rows.view() };
             train_meta_functional(&m.layout, sets.thetas(), &cfg, function, &dev, &mut progress)?
         }

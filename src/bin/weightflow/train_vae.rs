@@ -15,7 +15,7 @@ use weightflow::train::{device, DeviceKind};
 
 use crate::args::{kebab, widths};
 use crate::output;
-use crate::tasks::TaskSets;
+use crate::tasks::{training_rows, TaskSets};
 
 /// Training runs whose reconstruction is reported beside the held-out ones.
 const TRAIN_SAMPLE: usize = 256;
@@ -133,7 +133,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     ));
     let dev = device(args.device)?;
     let data = sets.data()?;
-    let rows = sets.training_rows()?;
+    let rows = training_rows(&data)?;
     let function = FunctionData { activation: m.activation, x: rows.view() };
     let bar = output::progress(cfg.steps as u64, "train-vae", args.quiet);
     let ae = train_autoencoder(&m.layout, sets.thetas(), &cfg, Some(function), &dev, &mut |step, _total, loss| {
