@@ -20,6 +20,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use super::error::CandleContext;
+use super::train::to_tensor;
 use super::{Error, FunctionData, Result};
 use crate::rng::Rng;
 use crate::space::Layout;
@@ -102,16 +103,12 @@ impl<'a> FunctionalTerm<'a> {
         let device = x_hat.device();
         let n = self.data.x.nrows();
         let rows: Vec<usize> = (0..self.cfg.rows).map(|_| self.rng.random_range(0..n)).collect();
-        let xb = self.data.x.select(Axis(0), &rows);
-        let upload = |a: &Array2<f32>| {
-            Tensor::from_slice(a.as_slice().expect("fresh standard layout"), a.dim(), device).op("upload")
-        };
-        let xb = upload(&xb)?;
+        let xb = to_tensor(&self.data.x.select(Axis(0), &rows), device)?;
         let logits = |z: &Tensor| -> Result<Tensor> {
             let theta = z.broadcast_mul(&self.scale).op("unscale")?;
             Ok(BatchedMlp::logits_of_flat(&self.layout, self.data.activation, &theta, &xb)?)
         };
-        let x1 = upload(&x1.as_standard_layout().to_owned())?;
+        let x1 = to_tensor(x1, device)?;
         let log_p = log_softmax(&logits(&x1)?.detach(), D::Minus1).op("functional term")?;
         let kl = kl_mean(&log_p, &logits(x_hat)?).op("functional term")?;
         (kl * self.cfg.weight).op("functional term")

@@ -36,7 +36,8 @@ const STREAM_FUNCTION: u64 = 5;
 /// Steps averaged into [`MetaModel::final_loss`].
 const FINAL_LOSS_WINDOW: usize = 100;
 
-fn to_tensor(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
+/// Uploads `a` (copied only when it is not in standard layout).
+pub(super) fn to_tensor(a: &Array2<f32>, device: &Device) -> Result<Tensor> {
     let a = a.as_standard_layout();
     Tensor::from_slice(a.as_slice().expect("standard layout"), a.dim(), device).op("upload minibatch")
 }
@@ -82,12 +83,6 @@ pub fn train_meta_functional(
     device: &Device,
     progress: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<MetaModel> {
-    if cfg.functional.is_none() {
-        return Err(Error::Config {
-            field: "functional",
-            reason: "train_meta_functional needs functional settings (MetaTrainConfig::functional)".into(),
-        });
-    }
     train_weights(layout, trajectories, None, Some(function), cfg, device, progress)
 }
 
@@ -138,12 +133,6 @@ fn train_weights(
     progress: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<MetaModel> {
     check_tasks(cfg, tasks)?;
-    if cfg.functional.is_some() && function.is_none() {
-        return Err(Error::Config {
-            field: "functional",
-            reason: "the functional term needs data rows: train with train_meta_functional".into(),
-        });
-    }
     let started = Instant::now();
     let (r, k1, d) = trajectories.dim();
     if d != layout.dim() || r == 0 || k1 < 2 {
@@ -167,7 +156,15 @@ fn train_weights(
         (Some(f), Some(data)) => {
             Some(FunctionalTerm::new(layout, data, f, &scale, rng::stream(cfg.seed, STREAM_FUNCTION), device)?)
         }
-        _ => None,
+        (None, None) => None,
+        (Some(_), None) => {
+            let reason = "the functional term needs data rows: train with train_meta_functional".into();
+            return Err(Error::Config { field: "functional", reason });
+        }
+        (None, Some(_)) => {
+            let reason = "train_meta_functional needs functional settings (MetaTrainConfig::functional)".into();
+            return Err(Error::Config { field: "functional", reason });
+        }
     };
     let (weights, final_loss) = fit(traj.view(), &source, layout, tasks, functional, cfg, device, progress)?;
     let info = ModelInfo {
