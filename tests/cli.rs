@@ -141,6 +141,28 @@ fn train_meta_generate_and_eval_gen_follow_their_contracts() -> Result<(), Box<d
     }
     assert_eq!(v["w1"]["generated"].as_array().map(Vec::len), Some(7), "one W1 per marginal t_0 … t_6: {}", v["w1"]);
     assert!(v["w1"].get("gaussian_source").is_some());
+    // A lower sampling temperature starts from a narrower source: the generated nets spread less, and the
+    // report says which temperature it used. A temperature that is not positive is refused with a message.
+    let cool = ok(
+        &["eval-gen", "-n", "6", "--best-of-k", "2", "--steps", "6", "--init-n", "0", "--temperature", "0.25"],
+        &[
+            std::path::Path::new("--json"),
+            std::path::Path::new("--meta"),
+            &meta,
+            std::path::Path::new("--trajectories"),
+            &traj,
+        ],
+    )?;
+    let cool: serde_json::Value = serde_json::from_slice(&cool)?;
+    assert_eq!(cool["settings"]["temperature"], 0.25);
+    assert_eq!(v["settings"]["temperature"], 1.0);
+    let spread = |r: &serde_json::Value| r["spread"]["generated"].as_f64().unwrap_or(f64::NAN);
+    assert!(spread(&cool) < 0.5 * spread(&v), "spread {} at τ = 0.25 against {} at τ = 1", spread(&cool), spread(&v));
+    let out =
+        weightflow().args(["generate", "--temperature", "0", "--out"]).arg(&gen).arg("--meta").arg(&meta).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("temperature") && !stderr.contains("panicked"), "{stderr}");
 
     // export → a bundle the runtime opens and scores with (needs onnxruntime: scripts/setup-ort.sh).
     let Some(lib) = ort_support::library_or_skip("the export part of train_meta_generate_and_eval_gen") else {

@@ -280,6 +280,38 @@ fn same_seed_gives_the_same_model_and_samples() -> TestResult {
     Ok(())
 }
 
+/// Root-mean-square distance of the rows of `x` to their mean.
+fn spread_about_mean(x: ArrayView2<f32>) -> f64 {
+    let mean = x.mean_axis(ndarray::Axis(0)).expect("rows");
+    (x.outer_iter().map(|r| (&r - &mean).mapv(|v| (v as f64).powi(2)).sum()).sum::<f64>() / x.nrows() as f64).sqrt()
+}
+
+#[test]
+fn the_sampling_temperature_scales_the_source_and_shrinks_the_generated_spread() -> TestResult {
+    let (_, model) = tiny_model(1)?;
+    assert_eq!(model.temperature(), 1.0);
+    let cool = model.clone().with_temperature(0.5)?;
+    // The path starts from the same fresh source samples, scaled by τ (exactly: one multiplication).
+    let at_one = model.generate_path(32, Sampler::Euler, 4, 7, 0)?;
+    let at_half = cool.generate_path(32, Sampler::Euler, 4, 7, 0)?;
+    assert_eq!(at_half[0].1, &at_one[0].1 * 0.5f32);
+    // The flow map is smooth, so as τ → 0 every sample goes to the image of the source's centre.
+    let spread = |tau: f32| -> Result<f64, Error> {
+        Ok(spread_about_mean(model.clone().with_temperature(tau)?.generate(256, Sampler::Euler, 8, 3)?.view()))
+    };
+    let (full, cold) = (spread(1.0)?, spread(0.01)?);
+    assert!(full > 0.0 && cold < 0.05 * full, "spread {cold} at τ = 0.01 against {full} at τ = 1");
+    assert_eq!(
+        model.clone().with_temperature(1.0)?.generate(8, Sampler::Heun, 4, 2)?,
+        model.generate(8, Sampler::Heun, 4, 2)?
+    );
+    for bad in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let err = model.clone().with_temperature(bad).expect_err("refused");
+        assert!(err.to_string().contains("temperature"), "{err}");
+    }
+    Ok(())
+}
+
 #[test]
 fn save_load_round_trip_and_refusals() -> TestResult {
     let (layout, model) = tiny_model(5)?;

@@ -54,6 +54,9 @@ pub struct MetaModel {
     final_loss: f32,
     activation: Option<String>,
     tuning: Option<TuningRecord>,
+    /// The sampling temperature τ: generation starts from τ·z₀ (1: the source the flow was trained from). A
+    /// setting of this loaded model, not of the file ([`Self::with_temperature`]).
+    temperature: f32,
 }
 
 /// What [`MetaModel::from_parts`] needs besides the weights.
@@ -125,7 +128,28 @@ impl MetaModel {
             final_loss: info.final_loss,
             activation: info.activation,
             tuning: info.tuning,
+            temperature: 1.0,
         })
+    }
+
+    /// The same model sampling at temperature `tau`: every generation starts from fresh source samples scaled
+    /// by τ (reduced-temperature sampling, as in Glow). τ < 1 draws from the centre of the source, which trades
+    /// the generated nets' spread for accuracy (docs/FLOW.md, "sampling temperature"); τ = 1 is the flow as
+    /// trained. Errors unless τ is finite and positive.
+    pub fn with_temperature(mut self, tau: f32) -> Result<Self> {
+        if !(tau.is_finite() && tau > 0.0) {
+            return Err(super::Error::Config {
+                field: "temperature",
+                reason: format!("the sampling temperature must be finite and positive, got {tau}"),
+            });
+        }
+        self.temperature = tau;
+        Ok(self)
+    }
+
+    /// The sampling temperature τ ([`Self::with_temperature`]; 1 unless set).
+    pub fn temperature(&self) -> f32 {
+        self.temperature
     }
 
     /// The base classifiers' layout.
@@ -208,15 +232,17 @@ impl MetaModel {
         &self.device
     }
 
-    /// Fresh source samples `[n, D]` in θ space, drawn from `seed`: where [`Self::generate`] starts (a latent
+    /// Fresh source samples `[n, D]` in θ space, drawn from `seed` (times the temperature): where
+    /// [`Self::generate`] starts (a latent
     /// model starts from N(0, I) in its latent, so these are their decodings).
     pub fn source_samples(&self, n: usize, seed: u64) -> Result<Array2<f32>> {
         self.weights_of(self.flow_source_samples(n, seed)?.view())
     }
 
-    /// Fresh source samples `[n, flow_dim]` in flow coordinates, drawn from `seed`.
+    /// Fresh source samples `[n, flow_dim]` in flow coordinates, drawn from `seed`, times the temperature.
     fn flow_source_samples(&self, n: usize, seed: u64) -> Result<Array2<f32>> {
-        Ok(self.flow_source()?.sample(n, &mut rng::rng(seed)))
+        let z0 = self.flow_source()?.sample(n, &mut rng::rng(seed));
+        Ok(if self.temperature == 1.0 { z0 } else { z0 * self.temperature })
     }
 
     /// Times t_k of the marginals a JKO model steps through (0, intermediates, 1).

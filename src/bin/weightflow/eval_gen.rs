@@ -51,6 +51,10 @@ pub struct Args {
     /// Initialisations fine-tuned per population for `init_steps` (0 skips that figure).
     #[arg(long, default_value_t = 64)]
     pub init_n: usize,
+    /// Sampling temperature τ: start from fresh source samples scaled by τ. Below 1 it trades the generated
+    /// nets' spread for accuracy (docs/FLOW.md, "Sampling temperature"); 1 (default) is the flow as trained.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
     /// Seed of the source samples.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -76,7 +80,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let dev = device(args.device)?;
     let set = TrajectorySet::load(&args.trajectories)?;
-    let model = MetaModel::load(&args.meta, &dev)?;
+    let model = MetaModel::load(&args.meta, &dev)?.with_temperature(args.temperature)?;
     let m = &set.manifest;
     if model.layout() != &m.layout {
         return Err(
@@ -114,7 +118,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut report = evaluate_generation(&inputs, &cfg)?;
     if let Some(g) = &args.gaussian_meta {
-        let gm = MetaModel::load(g, &dev)?;
+        let gm = MetaModel::load(g, &dev)?.with_temperature(args.temperature)?;
         let gpath = gm.generate_path(n_path, args.sampler, args.steps, args.seed, 1)?;
         let gtraj = gm.prepared_trajectories(set.thetas())?;
         report.w1.gaussian_source = Some(w1_per_marginal(&gpath, gtraj.view(), &cfg.w1, cfg.time_tolerance)?.values);
@@ -135,7 +139,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         v["schema"] = json!("eval-gen/1");
         v["meta"] = json!(args.meta);
         v["settings"] = json!({"n": args.n, "steps": args.steps, "sampler": args.sampler, "seed": args.seed,
-            "n_path": n_path, "objective": model.config().objective, "source": model.config().source,
+            "temperature": args.temperature, "n_path": n_path, "objective": model.config().objective, "source": model.config().source,
             "latent_dim": model.latent().map(|ae| ae.latent_dim())});
         if let Some(c) = &context {
             v["context"] = serde_json::to_value(c)?;

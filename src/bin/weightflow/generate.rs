@@ -30,6 +30,10 @@ pub struct Args {
     /// ODE solver: euler, heun or rk4.
     #[arg(long, value_parser = kebab::<Sampler>, default_value = "euler")]
     pub sampler: Sampler,
+    /// Sampling temperature τ: start from fresh source samples scaled by τ. Below 1 it trades the generated
+    /// nets' spread for accuracy (docs/FLOW.md, "Sampling temperature"); 1 (default) is the flow as trained.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f32,
     /// Seed of the source samples (and of the context set's rows).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -60,7 +64,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.n == 0 || args.steps == 0 {
         return Err("-n and --steps must be at least 1".into());
     }
-    let model = MetaModel::load(&args.meta, &device(args.device)?)?;
+    let model = MetaModel::load(&args.meta, &device(args.device)?)?.with_temperature(args.temperature)?;
     let context = match (&args.context_from, model.context_config()) {
         (Some(dir), Some(c)) => {
             let set = TrajectorySet::load(dir)?;
@@ -98,6 +102,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ("sampler", sampler.clone()),
         ("steps", steps.to_string()),
         ("seed", args.seed.to_string()),
+        ("temperature", args.temperature.to_string()),
         ("context", args.context_from.as_ref().map_or("none".into(), |p| p.display().to_string())),
         ("guidance", args.guidance.to_string()),
     ]

@@ -86,6 +86,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         sampler: Default::default(),
         init_n: 32,
         seed: 1,
+        temperature: 1.0,
         guidance: vec![1.0, 2.0],
         plots: Some(args.out.join("plots")),
         device: Default::default(),
