@@ -306,9 +306,13 @@ fn train_meta_takes_a_functional_term_and_refuses_it_where_it_cannot_apply() -> 
     let meta = dir.path().join("f");
     let flow = ["train-meta", "--hidden", "16", "--steps", "20", "--batch-size", "8", "--quiet"];
     let paths = [std::path::Path::new("--trajectories"), &traj, std::path::Path::new("--out"), &meta];
-    ok(run(&[&flow[..], &["--function-weight", "30", "--function-rows", "16"]].concat(), &paths)?)?;
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
-    assert_eq!(manifest["training"]["functional"], serde_json::json!({"weight": 30.0, "rows": 16}));
+    for objective in ["cfm", "mmfm"] {
+        let term = ["--function-weight", "30", "--function-rows", "16", "--objective", objective];
+        ok(run(&[&flow[..], &term].concat(), &paths)?)?;
+        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
+        assert_eq!(manifest["training"]["functional"], serde_json::json!({"weight": 30.0, "rows": 16}));
+        assert_eq!(manifest["objective"], objective);
+    }
     // Without the flag the manifest has no such field, as before the term existed.
     ok(run(&flow, &paths)?)?;
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
@@ -316,7 +320,7 @@ fn train_meta_takes_a_functional_term_and_refuses_it_where_it_cannot_apply() -> 
 
     for (extra, says) in [
         (&["--function-rows", "16"][..], "--function-weight"),
-        (&["--function-weight", "30", "--objective", "mmfm"][..], "functional"),
+        (&["--function-weight", "30", "--objective", "jko"][..], "functional"),
         (&["--function-weight=-1"][..], "functional"),
     ] {
         let bad = run(&[&flow[..], extra].concat(), &paths)?;

@@ -477,3 +477,47 @@ fn the_functional_term_makes_predicted_endpoints_predict_like_their_runs() -> Te
     }
     Ok(())
 }
+
+/// The same claim for MMFM. Its path is a spline through a chain of checkpoints; with collinear, evenly spaced
+/// checkpoints and the trajectory coupling (each chain one run's own), the natural spline is the straight line
+/// from the run's init to its final, so fresh triples are held-out runs: x_t = (1 − t)·init + t·final.
+#[test]
+fn the_functional_term_makes_mmfm_endpoints_predict_like_their_runs() -> TestResult {
+    let layout = Layout::parse("4-6-3")?;
+    let two = subspace_runs(&layout, 512, 3);
+    let mut traj = Array3::<f32>::zeros((512, 3, layout.dim()));
+    for (mut run, ends) in traj.outer_iter_mut().zip(two.outer_iter()) {
+        run.row_mut(0).assign(&ends.row(0));
+        run.row_mut(1).assign(&((&ends.row(0) + &ends.row(1)) * 0.5));
+        run.row_mut(2).assign(&ends.row(1));
+    }
+    let (train, heldout) = (traj.slice(s![..256, .., ..]), traj.slice(s![256.., .., ..]));
+    let mut r = rng::rng(5);
+    let x = Array2::from_shape_fn((128, 4), |_| r.random_range(-2.0f32..2.0));
+    let cfg = MetaTrainConfig {
+        net: NetConfig { hidden: vec![64, 64], time_dim: 16, cond_dim: 0 },
+        coupling: Coupling::Trajectory,
+        intermediates: 1,
+        align: false,
+        ..small_config(Objective::Mmfm, 400)
+    };
+    let plain = train_meta(&layout, train, &cfg, &Device::Cpu, &mut |_, _, _| {})?;
+    let fcfg = MetaTrainConfig { functional: Some(FunctionalConfig { weight: 100.0, rows: 64 }), ..cfg.clone() };
+    let function = FunctionData { activation: Activation::Relu, x: x.view() };
+    let func = train_meta_functional(&layout, train, &fcfg, function, &Device::Cpu, &mut |_, _, _| {})?;
+    assert_eq!(func.config().functional, fcfg.functional);
+
+    let (inits, finals) = (heldout.slice(s![.., 0, ..]), heldout.slice(s![.., 2, ..]));
+    let mlp = Mlp::new(layout.clone(), Activation::Relu);
+    let kl_at = |model: &MetaModel, t: f64| -> Result<f64, Box<dyn std::error::Error>> {
+        let xt = &inits * (1.0 - t as f32) + &finals * t as f32;
+        let x_hat = &xt + &(model.velocity_at(xt.view(), t)? * (1.0 - t as f32));
+        Ok(mean_kl(&mlp, finals, x_hat.view(), x.view()))
+    };
+    for t in [0.3, 0.6] {
+        let (p, f) = (kl_at(&plain, t)?, kl_at(&func, t)?);
+        eprintln!("MMFM, t = {t}: KL without the term {p:.4}, with it {f:.4}");
+        assert!(f < 0.9 * p, "t = {t}: {f} vs {p}");
+    }
+    Ok(())
+}

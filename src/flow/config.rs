@@ -105,7 +105,7 @@ pub struct MetaTrainConfig {
     /// unconditioned meta-model (and the field is absent from files, which older builds therefore still read).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<ContextConfig>,
-    /// The functional term of weight-space CFM (module `functional`; trained with
+    /// The functional term of weight-space CFM and MMFM (module `functional`; trained with
     /// [`super::train_meta_functional`], which supplies its data rows). None: the weight-space loss alone, and
     /// the field is absent from files.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -181,11 +181,12 @@ impl MetaTrainConfig {
         }
         if let Some(f) = &self.functional {
             f.validate()?;
-            if self.objective != Objective::Cfm || self.prediction != Prediction::Endpoint || self.context.is_some() {
+            let flow = matches!(self.objective, Objective::Cfm | Objective::Mmfm);
+            if !flow || self.prediction != Prediction::Endpoint || self.context.is_some() {
                 return Err(Error::Config {
                     field: "functional",
-                    reason: "the functional term trains an unconditioned CFM model that predicts endpoints (each \
-                             row's endpoint is a trained run to compare predictions with)"
+                    reason: "the functional term trains an unconditioned CFM or MMFM model that predicts endpoints \
+                             (each row's endpoint is a trained run to compare predictions with)"
                         .into(),
                 });
             }

@@ -25,8 +25,9 @@ pub(crate) struct Batch {
     pub target: Array2<f32>,
     /// JKO only: the time gap τ of each pair.
     pub tau: Option<Vec<f32>>,
-    /// CFM only: the run each row's endpoint x_1 comes from (after the coupling reordered them), so a
-    /// context-conditioned model can give each row its run's task.
+    /// CFM and MMFM: the run each row's endpoint x_1 (MMFM: its chain's last knot) comes from, after the
+    /// coupling reordered them, so a context-conditioned model can give each row its run's task and the
+    /// functional term can compare predictions with that run's.
     pub runs: Option<Vec<usize>>,
 }
 
@@ -119,17 +120,20 @@ impl BatchSampler<'_> {
             None => self.fresh(rng),
         };
         chain.slice_mut(s![.., 0, ..]).assign(&prev);
+        // The runs of the knot just drawn; after the loop, those of the chain's endpoints (the last knot is K).
+        let mut last_runs = Vec::new();
         for (j, &knot) in self.knots.iter().enumerate().skip(1) {
-            let next = match &shared {
-                Some(runs) => self.checkpoint(runs, knot),
+            let (next, runs) = match &shared {
+                Some(runs) => (self.checkpoint(runs, knot), runs.clone()),
                 None => {
                     let runs = self.runs(rng);
                     let next = self.checkpoint(&runs, knot);
-                    self.couple(&prev, next, runs).0
+                    self.couple(&prev, next, runs)
                 }
             };
             chain.slice_mut(s![.., j, ..]).assign(&next);
             prev = next;
+            last_runs = runs;
         }
         let times: Vec<f64> = self.knots.iter().map(|&k| self.time(k)).collect();
         let spline = NaturalCubicSpline::fit(&times, chain.view())?;
@@ -137,7 +141,7 @@ impl BatchSampler<'_> {
         let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
         let (mut x, target) = spline.eval(&t64)?;
         self.noise(rng, &mut x);
-        Ok(Batch { x, t, target, tau: None, runs: None })
+        Ok(Batch { x, t, target, tau: None, runs: Some(last_runs) })
     }
 
     fn jko(&self, rng: &mut Rng) -> Batch {

@@ -338,7 +338,7 @@ fn fit<'a>(
         let mut loss = resid.sqr().and_then(|r| r.sum(1)).and_then(|r| r.mean(0)).op("loss")?;
         if let Some(f) = functional.as_mut() {
             // The residual is x̂_1 − y with y = x + (1 − t)(x_1 − x_0), so x̂_1 = residual + y.
-            let runs = batch.runs.as_deref().expect("CFM batches name their runs");
+            let runs = batch.runs.as_deref().expect("CFM and MMFM batches name their runs");
             let x1 = z.index_axis(Axis(1), k).select(Axis(0), runs);
             let x_hat = (resid + to_tensor(&path_endpoints(&batch), device)?).op("predicted endpoints")?;
             loss = (loss + f.term(&x_hat, &x1)?).op("loss")?;

@@ -84,7 +84,7 @@ pub struct Args {
     /// Probability of training a row on the null context, for classifier-free guidance (with --context).
     #[arg(long)]
     pub context_drop: Option<f32>,
-    /// Weight of the functional term (weight-space CFM): each predicted endpoint must predict like the trained
+    /// Weight of the functional term (weight-space CFM and MMFM): each predicted endpoint must predict like the trained
     /// run it is regressed on (KL on the training rows), beside the weight-space loss. 0 (default) turns it off.
     #[arg(long)]
     pub function_weight: Option<f64>,
