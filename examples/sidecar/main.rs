@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example sidecar -- --bundle runs/quickstart/detector.wfb [--listen 127.0.0.1:8080]
-//!     [--threads N] [--onnxruntime PATH/libonnxruntime.so]
+//!     [--max-connections N] [--onnxruntime PATH/libonnxruntime.so]
 //! curl -s localhost:8080/score -H 'Content-Type: text/csv' --data-binary @window.csv
 //! ```
 //!
@@ -13,6 +13,7 @@
 //! * `GET /healthz`: `ok` once the bundle is loaded (the port opens only after that).
 
 mod body;
+mod http;
 mod metrics;
 mod server;
 
@@ -40,20 +41,22 @@ impl Scorer for Detector {
 struct Args {
     bundle: PathBuf,
     listen: String,
-    threads: usize,
+    max_connections: usize,
     onnxruntime: Option<PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut a = Args { bundle: PathBuf::new(), listen: "127.0.0.1:8080".into(), threads, onnxruntime: None };
+    let mut a =
+        Args { bundle: PathBuf::new(), listen: "127.0.0.1:8080".into(), max_connections: 64, onnxruntime: None };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--bundle" => a.bundle = value()?.into(),
             "--listen" => a.listen = value()?,
-            "--threads" => a.threads = value()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--max-connections" => {
+                a.max_connections = value()?.parse().map_err(|e| format!("--max-connections: {e}"))?
+            }
             "--onnxruntime" => a.onnxruntime = Some(value()?.into()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -75,8 +78,13 @@ fn run() -> Result<(), String> {
     let a = args()?;
     let options = OpenOptions { onnxruntime: a.onnxruntime, ..OpenOptions::default() };
     let detector = Detector::open(&a.bundle, &options).map_err(|e| e.to_string())?;
-    let sidecar = server::serve(Arc::new(detector), &a.listen, a.threads)?;
-    eprintln!("sidecar: serving {} on http://{} with {} threads", a.bundle.display(), sidecar.addr, a.threads);
+    let sidecar = server::serve(Arc::new(detector), &a.listen, a.max_connections)?;
+    eprintln!(
+        "sidecar: serving {} on http://{} (at most {} connections at once)",
+        a.bundle.display(),
+        sidecar.addr,
+        a.max_connections
+    );
     sidecar.wait();
     Ok(())
 }

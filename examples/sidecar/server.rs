@@ -1,16 +1,14 @@
-//! The HTTP side: a `tiny_http` server with a fixed pool of worker threads, each taking requests from the one
-//! listening socket and scoring on the shared, immutable detector (scoring is thread-safe by contract).
+//! The sidecar's routes over the HTTP server of [`crate::http`]: each connection's thread scores its own
+//! requests on the shared, immutable detector (scoring is thread-safe by contract).
 
-use std::io::Read;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use ndarray::ArrayView2;
-use tiny_http::{Header, Method, Request, Response, Server};
 use weightflow::detect::Score;
 
 use crate::body::{self, MAX_BODY_BYTES};
+use crate::http::{self, error_json, Handler, Request, Response};
 use crate::metrics::Metrics;
 
 /// What the sidecar scores with: the runtime's detector in production, a stand-in in tests of the HTTP layer.
@@ -19,11 +17,10 @@ pub trait Scorer: Send + Sync + 'static {
     fn score(&self, rows: ArrayView2<'_, f32>, seed: u64) -> Result<Score, (u16, String)>;
 }
 
-/// A running sidecar: its address and workers. Dropping it without [`Sidecar::shutdown`] leaves the workers
-/// serving until the process exits.
+/// A running sidecar: its address and counters. Dropping it without [`Sidecar::shutdown`] leaves it serving
+/// until the process exits.
 pub struct Sidecar {
-    server: Arc<Server>,
-    workers: Vec<JoinHandle<()>>,
+    server: http::Server,
     /// The address it listens on (useful with port 0).
     pub addr: std::net::SocketAddr,
     /// The counters `/metrics` reports (read by the tests; the binary serves them over HTTP only).
@@ -31,99 +28,75 @@ pub struct Sidecar {
     pub metrics: Arc<Metrics>,
 }
 
-/// Listen on `addr` and serve with `threads` workers.
-pub fn serve(scorer: Arc<dyn Scorer>, addr: &str, threads: usize) -> Result<Sidecar, String> {
-    let server = Arc::new(Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
-    let addr = server.server_addr().to_ip().ok_or_else(|| format!("{addr} is not an IP address"))?;
+/// Listen on `addr`, serving at most `max_connections` connections at once (each on its own thread).
+pub fn serve(scorer: Arc<dyn Scorer>, addr: &str, max_connections: usize) -> Result<Sidecar, String> {
     let metrics = Arc::new(Metrics::default());
-    let workers = (0..threads.max(1))
-        .map(|_| {
-            let (server, scorer, metrics) = (Arc::clone(&server), Arc::clone(&scorer), Arc::clone(&metrics));
-            std::thread::spawn(move || {
-                // `recv` fails only once the server is unblocked for shutdown.
-                while let Ok(request) = server.recv() {
-                    handle(request, scorer.as_ref(), &metrics);
-                }
-            })
-        })
-        .collect();
-    Ok(Sidecar { server, workers, addr, metrics })
+    let routes = Arc::new(Routes { scorer, metrics: Arc::clone(&metrics) });
+    let server = http::listen(routes, addr, max_connections)?;
+    Ok(Sidecar { addr: server.addr, server, metrics })
 }
 
 impl Sidecar {
-    /// Serve until the process is stopped: the workers never return while the server listens.
+    /// Serve until the process is stopped.
     pub fn wait(self) {
-        for worker in self.workers {
-            let _ = worker.join();
-        }
+        self.server.wait();
     }
 
-    /// Stop accepting, let every worker finish its request, and join them.
+    /// Stop accepting, close the connections and join their threads.
     #[cfg_attr(not(test), allow(dead_code))] // the binary runs until it is killed
     pub fn shutdown(self) {
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers {
-            let _ = worker.join();
-        }
+        self.server.shutdown();
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
+struct Routes {
+    scorer: Arc<dyn Scorer>,
+    metrics: Arc<Metrics>,
 }
 
-fn json_error(code: u16, message: &str) -> (u16, String, &'static str) {
-    (code, serde_json::json!({ "error": message }).to_string(), "application/json")
-}
-
-fn handle(mut request: Request, scorer: &dyn Scorer, metrics: &Metrics) {
-    let path = request.url().split('?').next().unwrap_or("").to_owned();
-    let (code, body, content_type) = match (request.method(), path.as_str()) {
-        (Method::Get, "/healthz") => (200, "ok\n".to_owned(), "text/plain"),
-        (Method::Get, "/metrics") => (200, metrics.render(), "text/plain; version=0.0.4"),
-        (Method::Post, "/score") => score(&mut request, scorer, metrics),
-        (_, "/healthz" | "/metrics" | "/score") => {
-            json_error(405, &format!("{} {path} is not allowed", request.method()))
+impl Handler for Routes {
+    fn handle(&self, request: Request) -> Response {
+        let path = request.path.as_str();
+        match (request.method.as_str(), path) {
+            ("GET", "/healthz") => (200, "ok\n".to_owned(), "text/plain"),
+            ("GET", "/metrics") => (200, self.metrics.render(), "text/plain; version=0.0.4"),
+            ("POST", "/score") => self.score(&request),
+            (method, "/healthz" | "/metrics" | "/score") => json_error(405, &format!("{method} {path} is not allowed")),
+            _ => json_error(404, &format!("no route {path}: try POST /score, GET /metrics or GET /healthz")),
         }
-        _ => json_error(404, &format!("no route {path}: try POST /score, GET /metrics or GET /healthz")),
-    };
-    metrics.response(code);
-    let response = Response::from_string(body).with_status_code(code).with_header(header("Content-Type", content_type));
-    // A client that hung up is not the sidecar's problem.
-    let _ = request.respond(response);
+    }
+
+    fn max_body(&self) -> usize {
+        MAX_BODY_BYTES
+    }
+
+    fn responded(&self, code: u16) {
+        self.metrics.response(code);
+    }
 }
 
-fn score(request: &mut Request, scorer: &dyn Scorer, metrics: &Metrics) -> (u16, String, &'static str) {
-    let content_type = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Content-Type"))
-        .map(|h| h.value.as_str().to_owned())
-        .unwrap_or_default();
-    let mut bytes = Vec::new();
-    if let Err(e) = request.as_reader().take(MAX_BODY_BYTES as u64 + 1).read_to_end(&mut bytes) {
-        return json_error(400, &format!("cannot read the body: {e}"));
-    }
-    if bytes.len() > MAX_BODY_BYTES {
-        return json_error(413, &format!("the body is larger than {MAX_BODY_BYTES} bytes"));
-    }
-    let window = match body::parse(&content_type, &bytes) {
-        Ok(w) => w,
-        Err(message) => return json_error(400, &message),
-    };
-    let start = Instant::now();
-    match scorer.score(window.rows.view(), window.seed) {
-        Ok(s) => {
-            metrics.scored(window.rows.nrows(), s.is_shift, start.elapsed());
-            let body = serde_json::json!({
-                "p_value": s.p_value, "statistic": s.statistic, "threshold": s.threshold, "is_shift": s.is_shift,
-                "disagreement": s.disagreement, "entropy_p": s.entropy_p, "ensemble_size": s.ensemble_size,
-                "rows": window.rows.nrows(), "seed": window.seed,
-            });
-            (200, body.to_string(), "application/json")
+fn json_error(code: u16, message: &str) -> Response {
+    (code, error_json(message), "application/json")
+}
+
+impl Routes {
+    fn score(&self, request: &Request) -> Response {
+        let window = match body::parse(&request.content_type, &request.body) {
+            Ok(w) => w,
+            Err(message) => return json_error(400, &message),
+        };
+        let start = Instant::now();
+        match self.scorer.score(window.rows.view(), window.seed) {
+            Ok(s) => {
+                self.metrics.scored(window.rows.nrows(), s.is_shift, start.elapsed());
+                let body = serde_json::json!({
+                    "p_value": s.p_value, "statistic": s.statistic, "threshold": s.threshold, "is_shift": s.is_shift,
+                    "disagreement": s.disagreement, "entropy_p": s.entropy_p, "ensemble_size": s.ensemble_size,
+                    "rows": window.rows.nrows(), "seed": window.seed,
+                });
+                (200, body.to_string(), "application/json")
+            }
+            Err((code, message)) => json_error(code, &message),
         }
-        Err((code, message)) => json_error(code, &message),
     }
 }

@@ -52,7 +52,7 @@ fn json(body: &str) -> serde_json::Value {
 
 #[test]
 fn routes_answer_and_bad_requests_get_4xx_with_a_message() {
-    let sidecar = serve(Arc::new(MeanScorer), "127.0.0.1:0", 2).unwrap();
+    let sidecar = serve(Arc::new(MeanScorer), "127.0.0.1:0", 64).unwrap();
     let addr = sidecar.addr;
     assert_eq!(request(addr, "GET", "/healthz", "text/plain", b""), (200, "ok\n".into()));
 
@@ -91,7 +91,7 @@ fn routes_answer_and_bad_requests_get_4xx_with_a_message() {
 
 #[test]
 fn concurrent_clients_each_get_their_own_answer() {
-    let sidecar = serve(Arc::new(MeanScorer), "127.0.0.1:0", 4).unwrap();
+    let sidecar = serve(Arc::new(MeanScorer), "127.0.0.1:0", 64).unwrap();
     let addr = sidecar.addr;
     let clients: Vec<_> = (0..8)
         .map(|client| {
@@ -134,7 +134,7 @@ fn a_real_bundle_scores_over_http_as_in_process() {
     let detector = Arc::new(
         Detector::open(&path, &OpenOptions { onnxruntime: Some(lib), threads: 1, ..OpenOptions::default() }).unwrap(),
     );
-    let sidecar = serve(Arc::clone(&detector) as Arc<dyn Scorer>, "127.0.0.1:0", 4).unwrap();
+    let sidecar = serve(Arc::clone(&detector) as Arc<dyn Scorer>, "127.0.0.1:0", 64).unwrap();
     let addr = sidecar.addr;
 
     let mut r = weightflow::rng::rng(5);
@@ -161,5 +161,98 @@ fn a_real_bundle_scores_over_http_as_in_process() {
     assert_eq!(code, 400, "{text}");
     let (code, text) = request(addr, "POST", "/score", "text/csv", b"1,2\n3,4\n5,6\n7,8\n9,10\n");
     assert!(code == 400 && json(&text)["error"].as_str().unwrap().contains("takes 3"), "{text}");
+    sidecar.shutdown();
+}
+
+/// Reads one response from a kept-open connection: (status code, headers, body), by its Content-Length.
+fn read_response(reader: &mut std::io::BufReader<TcpStream>) -> (u16, String, String) {
+    use std::io::BufRead;
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).expect("a response line") > 0, "closed inside a response: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status line");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Content-Length");
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("the body");
+    (code, head, String::from_utf8(body).expect("UTF-8"))
+}
+
+/// Sends `raw` on a fresh connection and reads everything until the server closes it.
+fn exchange_raw(addr: SocketAddr, raw: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.write_all(raw).expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("receive");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn a_kept_connection_serves_requests_in_turn_and_the_server_refuses_what_it_does_not_speak() {
+    let sidecar = serve(Arc::new(MeanScorer), "127.0.0.1:0", 64).unwrap();
+    let addr = sidecar.addr;
+    // Three requests on one HTTP/1.1 connection, each answered on it, in order.
+    let stream = TcpStream::connect(addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = std::io::BufReader::new(stream);
+    for seed in 0..3 {
+        let body = format!(r#"{{"rows": [[0.25,0.25,0.25]], "seed": {seed}}}"#);
+        let head =
+            format!("POST /score HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+        writer.write_all((head + &body).as_bytes()).unwrap();
+        let (code, head, body) = read_response(&mut reader);
+        assert_eq!(code, 200, "{body}");
+        assert!(!head.contains("Connection: close"), "{head}");
+        assert_eq!(json(&body)["statistic"].as_f64(), Some(seed as f64));
+    }
+    // HTTP/1.0 without keep-alive: answered, then closed (read_to_end returned).
+    let answer = exchange_raw(addr, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.contains("Connection: close") && answer.ends_with("ok\n"));
+
+    let huge_header = format!("GET /healthz HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "a".repeat(super::http::MAX_HEAD_BYTES));
+    for (raw, code, needle) in [
+        (&b"POST /score HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..], "501", "Content-Length"),
+        (huge_header.as_bytes(), "431", "request head"),
+        (b"GET /healthz\r\n\r\n", "400", "bad request line"),
+        (b"GET /healthz HTTP/2.0\r\n\r\n", "505", "HTTP/1.1"),
+        (b"POST /score HTTP/1.1\r\nContent-Length: ten\r\n\r\n", "400", "Content-Length"),
+    ] {
+        let response = exchange_raw(addr, raw);
+        assert!(response.starts_with(&format!("HTTP/1.1 {code} ")), "{response}");
+        assert!(response.contains("Connection: close") && response.contains(needle), "{response}");
+    }
+    drop((writer, reader));
+    sidecar.shutdown();
+}
+
+#[test]
+fn connections_over_the_cap_get_503_until_one_closes() {
+    let sidecar = serve(Arc::new(MeanScorer), "127.0.0.1:0", 1).unwrap();
+    let addr = sidecar.addr;
+    let mut held = TcpStream::connect(addr).unwrap();
+    held.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+    let (code, _, _) = read_response(&mut std::io::BufReader::new(held.try_clone().unwrap()));
+    assert_eq!(code, 200);
+    let busy = exchange_raw(addr, b"GET /healthz HTTP/1.1\r\n\r\n");
+    assert!(busy.starts_with("HTTP/1.1 503") && busy.contains("too many connections"), "{busy}");
+    drop(held);
+    // The held connection's thread ends once it sees the close; until then the cap still counts it.
+    let served = (0..400).any(|_| {
+        let answer = exchange_raw(addr, b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n");
+        answer.starts_with("HTTP/1.1 200") || {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            false
+        }
+    });
+    assert!(served, "no connection was served after the held one closed");
     sidecar.shutdown();
 }
