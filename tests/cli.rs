@@ -313,6 +313,12 @@ fn train_meta_takes_a_functional_term_and_refuses_it_where_it_cannot_apply() -> 
         assert_eq!(manifest["training"]["functional"], serde_json::json!({"weight": 30.0, "rows": 16}));
         assert_eq!(manifest["objective"], objective);
     }
+    // A weighting along the path is recorded; without it the field is absent (files as before it existed).
+    let term = ["--function-weight", "30", "--function-time-power", "1.5"];
+    ok(run(&[&flow[..], &term].concat(), &paths)?)?;
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
+    let want = serde_json::json!({"weight": 30.0, "rows": 256, "time_power": 1.5});
+    assert_eq!(manifest["training"]["functional"], want);
     // Without the flag the manifest has no such field, as before the term existed.
     ok(run(&flow, &paths)?)?;
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(meta.join("meta.json"))?)?;
@@ -320,6 +326,8 @@ fn train_meta_takes_a_functional_term_and_refuses_it_where_it_cannot_apply() -> 
 
     for (extra, says) in [
         (&["--function-rows", "16"][..], "--function-weight"),
+        (&["--function-time-power", "1"][..], "--function-weight"),
+        (&["--function-weight", "30", "--function-time-power=-1"][..], "time power"),
         (&["--function-weight", "30", "--objective", "jko"][..], "functional"),
         (&["--function-weight=-1"][..], "functional"),
     ] {

@@ -453,7 +453,10 @@ fn the_functional_term_makes_predicted_endpoints_predict_like_their_runs() -> Te
         ..small_config(Objective::Cfm, 400)
     };
     let plain = train_meta(&layout, traj.view(), &cfg, &Device::Cpu, &mut |_, _, _| {})?;
-    let fcfg = MetaTrainConfig { functional: Some(FunctionalConfig { weight: 100.0, rows: 64 }), ..cfg.clone() };
+    let fcfg = MetaTrainConfig {
+        functional: Some(FunctionalConfig { weight: 100.0, rows: 64, ..Default::default() }),
+        ..cfg.clone()
+    };
     let function = FunctionData { activation: Activation::Relu, x: x.view() };
     let func = train_meta_functional(&layout, traj.view(), &fcfg, function, &Device::Cpu, &mut |_, _, _| {})?;
     assert_eq!(func.config().functional, fcfg.functional);
@@ -502,7 +505,10 @@ fn the_functional_term_makes_mmfm_endpoints_predict_like_their_runs() -> TestRes
         ..small_config(Objective::Mmfm, 400)
     };
     let plain = train_meta(&layout, train, &cfg, &Device::Cpu, &mut |_, _, _| {})?;
-    let fcfg = MetaTrainConfig { functional: Some(FunctionalConfig { weight: 100.0, rows: 64 }), ..cfg.clone() };
+    let fcfg = MetaTrainConfig {
+        functional: Some(FunctionalConfig { weight: 100.0, rows: 64, ..Default::default() }),
+        ..cfg.clone()
+    };
     let function = FunctionData { activation: Activation::Relu, x: x.view() };
     let func = train_meta_functional(&layout, train, &fcfg, function, &Device::Cpu, &mut |_, _, _| {})?;
     assert_eq!(func.config().functional, fcfg.functional);

@@ -341,7 +341,7 @@ fn fit<'a>(
             let runs = batch.runs.as_deref().expect("CFM and MMFM batches name their runs");
             let x1 = z.index_axis(Axis(1), k).select(Axis(0), runs);
             let x_hat = (resid + to_tensor(&path_endpoints(&batch), device)?).op("predicted endpoints")?;
-            loss = (loss + f.term(&x_hat, &x1)?).op("loss")?;
+            loss = (loss + f.term(&x_hat, &x1, &batch.t)?).op("loss")?;
         }
         let value = loss.to_scalar::<f32>().op("read loss")?;
         if !value.is_finite() {

@@ -91,6 +91,10 @@ pub struct Args {
     /// Training rows per step of the functional term (with --function-weight).
     #[arg(long)]
     pub function_rows: Option<usize>,
+    /// P of the functional term's weighting along the path (with --function-weight): a row at time t counts
+    /// (P + 1)·t^P times, the same total weight moved towards t = 1. 0 (default): every t alike.
+    #[arg(long)]
+    pub function_time_power: Option<f64>,
     /// Skip the weight-matching alignment of the runs (an ablation: expect collapse).
     #[arg(long)]
     pub no_align: bool,
@@ -148,12 +152,19 @@ impl Args {
         } else if context_flags {
             return Err("--context-size, --context-width and --context-drop need --context".into());
         }
-        c.functional = match (self.function_weight, self.function_rows) {
-            (None | Some(0.0), None) => None,
-            (None | Some(0.0), Some(_)) => return Err("--function-rows needs --function-weight > 0".into()),
-            (Some(weight), rows) => {
-                let rows = rows.unwrap_or(FunctionalConfig::default().rows);
-                Some(FunctionalConfig { weight, rows })
+        let term_flags = self.function_rows.is_some() || self.function_time_power.is_some();
+        c.functional = match self.function_weight {
+            None | Some(0.0) if term_flags => {
+                return Err("--function-rows and --function-time-power need --function-weight > 0".into())
+            }
+            None | Some(0.0) => None,
+            Some(weight) => {
+                let d = FunctionalConfig::default();
+                Some(FunctionalConfig {
+                    weight,
+                    rows: self.function_rows.unwrap_or(d.rows),
+                    time_power: self.function_time_power.unwrap_or(d.time_power),
+                })
             }
         };
         Ok(c)
