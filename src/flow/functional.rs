@@ -3,7 +3,9 @@
 //! CFM with the preconditioned endpoint regresses x̂_1(x_t, t) on the run x_1 the row was paired with, in weight
 //! space: every coordinate counts the same, whether it moves the classifier's predictions or not. (MMFM
 //! regresses the endpoint x_t + (1 − t)·u_t of the spline's tangent, and x_1 is its chain's last knot, a trained
-//! run: the tangent's endpoint nears x_1 as t → 1, and the term asks it to predict like x_1 all along.) On digits and
+//! run: the tangent's endpoint nears x_1 only as t → 1, so with MMFM the term belongs near t = 1
+//! ([`FunctionalConfig::time_power`]); weighted alike at every t it pulls the tangents off the spline, which
+//! on digits broke the model: 0.548 held-out accuracy, against 0.927 with P = 8, docs/FLOW.md.) On digits and
 //! MNIST that gives generated nets whose weight statistics are right (norm, spread, nearest-checkpoint distance
 //! within a few per cent) and whose function is not (docs/FLOW.md: 0.80 against 0.97 on digits). The term adds
 //! w · KL(p_{x_1}(·|x) ‖ p_{x̂_1}(·|x)), mean over the batch's rows and a minibatch of data rows x: the predicted

@@ -92,7 +92,9 @@ pub struct Args {
     #[arg(long)]
     pub function_rows: Option<usize>,
     /// P of the functional term's weighting along the path (with --function-weight): a row at time t counts
-    /// (P + 1)·t^P times, the same total weight moved towards t = 1. 0 (default): every t alike.
+    /// (P + 1)·t^P times, the same total weight moved towards t = 1. 0 (default): every t alike. MMFM needs it
+    /// near t = 1 (e.g. 8): its endpoint is the spline's tangent, which nears the run only there, and uniform
+    /// weighting broke MMFM on digits (docs/FLOW.md).
     #[arg(long)]
     pub function_time_power: Option<f64>,
     /// Skip the weight-matching alignment of the runs (an ablation: expect collapse).
