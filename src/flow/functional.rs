@@ -86,11 +86,6 @@ fn kl_rows(log_p: &Tensor, q_logits: &Tensor) -> candle_core::Result<Tensor> {
     (log_p.exp()? * (log_p - log_q)?)?.sum(D::Minus1)
 }
 
-/// Mean over rows of KL(p ‖ q) per classifier `[M, 1]`.
-fn kl_per_classifier(log_p: &Tensor, q_logits: &Tensor) -> candle_core::Result<Tensor> {
-    kl_rows(log_p, q_logits)?.mean_keepdim(D::Minus1)
-}
-
 /// The term during one training run: the data, the scale back from flow coordinates to weights, a row RNG.
 pub(crate) struct FunctionalTerm<'a> {
     layout: Layout,
@@ -141,12 +136,14 @@ impl<'a> FunctionalTerm<'a> {
         let x1 = to_tensor(x1, device)?;
         let log_p = log_softmax(&logits(&x1)?.detach(), D::Minus1).op("functional term")?;
         let p = self.cfg.time_power;
+        // Uniform in t: the arithmetic of the term before the weighting existed, so such models train as before.
         let kl = if p == 0.0 {
             kl_mean(&log_p, &logits(x_hat)?)
         } else {
             let by: Vec<f32> = t.iter().map(|&t| ((p + 1.0) * (t as f64).powf(p)) as f32).collect();
             let by = Tensor::from_slice(&by, (by.len(), 1), device).op("upload time weights")?;
-            kl_per_classifier(&log_p, &logits(x_hat)?).and_then(|kl| kl.broadcast_mul(&by)?.mean_all())
+            let per_classifier = kl_rows(&log_p, &logits(x_hat)?).and_then(|kl| kl.mean_keepdim(D::Minus1));
+            per_classifier.and_then(|kl| kl.broadcast_mul(&by)?.mean_all())
         }
         .op("functional term")?;
         (kl * self.cfg.weight).op("functional term")

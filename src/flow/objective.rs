@@ -120,20 +120,21 @@ impl BatchSampler<'_> {
             None => self.fresh(rng),
         };
         chain.slice_mut(s![.., 0, ..]).assign(&prev);
-        // The runs of the knot just drawn; after the loop, those of the chain's endpoints (the last knot is K).
-        let mut last_runs = Vec::new();
+        // The runs of the knot drawn last; after the loop, those of the chain's endpoints (the last knot is K).
+        let mut drawn = Vec::new();
         for (j, &knot) in self.knots.iter().enumerate().skip(1) {
-            let (next, runs) = match &shared {
-                Some(runs) => (self.checkpoint(runs, knot), runs.clone()),
+            let next = match &shared {
+                Some(runs) => self.checkpoint(runs, knot),
                 None => {
                     let runs = self.runs(rng);
                     let next = self.checkpoint(&runs, knot);
-                    self.couple(&prev, next, runs)
+                    let (next, runs) = self.couple(&prev, next, runs);
+                    drawn = runs;
+                    next
                 }
             };
             chain.slice_mut(s![.., j, ..]).assign(&next);
             prev = next;
-            last_runs = runs;
         }
         let times: Vec<f64> = self.knots.iter().map(|&k| self.time(k)).collect();
         let spline = NaturalCubicSpline::fit(&times, chain.view())?;
@@ -141,7 +142,7 @@ impl BatchSampler<'_> {
         let t64: Vec<f64> = t.iter().map(|&v| v as f64).collect();
         let (mut x, target) = spline.eval(&t64)?;
         self.noise(rng, &mut x);
-        Ok(Batch { x, t, target, tau: None, runs: Some(last_runs) })
+        Ok(Batch { x, t, target, tau: None, runs: Some(shared.unwrap_or(drawn)) })
     }
 
     fn jko(&self, rng: &mut Rng) -> Batch {
