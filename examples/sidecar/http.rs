@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -93,7 +93,7 @@ impl Server {
 fn accept(listener: TcpListener, handler: Arc<dyn Handler>, max_connections: usize, stop: Arc<AtomicBool>) {
     // The open connections' sockets, so that shutdown can close them under their threads.
     let open: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::default();
-    let next_id = AtomicU64::new(0);
+    let mut next_id = 0u64;
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for stream in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
@@ -111,7 +111,8 @@ fn accept(listener: TcpListener, handler: Arc<dyn Handler>, max_connections: usi
             linger_close(&mut stream);
             continue;
         }
-        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        let id = next_id;
+        next_id += 1;
         if let Ok(copy) = stream.try_clone() {
             open.lock().expect("connection registry").insert(id, copy);
         }
